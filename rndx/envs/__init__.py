@@ -1,0 +1,61 @@
+"""rndx's Gymnasium environments: registration in one place, and the factory train.py uses.
+
+Importing :mod:`rndx` registers every id below, so ``gymnasium.make("rndx/AGVWarehouse-v0")``
+works after ``import rndx``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+
+AGV_IDS = {
+    # id: (default kwargs, max_episode_steps)
+    "rndx/AGVWarehouse-v0": ({}, 500),
+    "rndx/AGVWarehouseDynamic-v0": ({"n_agvs": 2, "n_pedestrians": 3}, 500),
+    "rndx/AGVPickDrop-v0": ({"task": "pick_drop", "layout": "pick_drop"}, 800),
+}
+
+
+def register_envs() -> None:
+    for env_id, (kwargs, steps) in AGV_IDS.items():
+        if env_id in gym.registry:
+            continue
+        gym.register(
+            id=env_id,
+            entry_point="rndx.envs.agv.env:AGVWarehouseEnv",
+            vector_entry_point="rndx.envs.agv.vector:AGVWarehouseVectorEnv",
+            max_episode_steps=steps,
+            kwargs=dict(kwargs),
+        )
+
+
+register_envs()
+
+
+def make_sb3_vec_env(env_id: str, n_envs: int, seed: int, max_episode_steps: int | None = None,
+                     env_kwargs: dict[str, Any] | None = None):
+    """A Stable-Baselines3 VecEnv (with VecMonitor episode statistics) for ``env_id``.
+
+    rndx's AGV ids get the batched core directly (one numpy step for all ``n_envs``); any
+    other Gymnasium id is built with SB3's ``make_vec_env``. Env i is seeded with seed + i.
+    """
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    if env_id not in gym.registry:
+        known = sorted(k for k in gym.registry if k.startswith("rndx/"))
+        raise ValueError(f"unknown env id {env_id!r}; rndx ids: {known}")
+    spec = gym.spec(env_id)
+    steps = max_episode_steps if max_episode_steps is not None else spec.max_episode_steps
+    if env_id in AGV_IDS:
+        from rndx.envs.agv.vector import AGVSB3VecEnv
+
+        venv = AGVSB3VecEnv(n_envs, max_episode_steps=steps, **{**spec.kwargs, **(env_kwargs or {})})
+        venv.seed(seed)
+        return VecMonitor(venv)
+    make_kwargs: dict[str, Any] = dict(env_kwargs or {})
+    if max_episode_steps is not None:
+        make_kwargs["max_episode_steps"] = max_episode_steps
+    return VecMonitor(make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=make_kwargs))

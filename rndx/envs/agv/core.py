@@ -1,0 +1,330 @@
+"""The batched AGV warehouse: one physics core stepping N vehicles at once in numpy.
+
+Every face of the environment (the single Gymnasium env, the Gymnasium vector env, the
+Stable-Baselines3 VecEnv) is a thin wrapper around :class:`AGVCore`. The core has no
+autoreset and no time limit of its own semantics beyond a step counter: each face decides
+what happens at an episode end, so each gets exactly its own reset semantics.
+
+Units are SI: metres, seconds, radians. Vehicle i draws all of its randomness from its own
+generator ``rngs[i]``, so vehicle i of a core seeded with ``s`` behaves exactly like a
+single env seeded with ``s + i``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from rndx.envs.agv.geometry import cast_rays, collisions, features, goal_events, integrate
+from rndx.envs.agv.world import World, get_world
+
+TASKS = ("reach", "pick_drop")
+REWARDS = ("sparse", "dense")
+
+
+@dataclass
+class AGVConfig:
+    """Everything that defines an AGV warehouse task. See :class:`AGVWarehouseEnv` for docs."""
+
+    layout: str = "small"
+    layout_seed: int = 0
+    task: str = "reach"
+    reward: str = "sparse"
+    goal_reward: float = 1.0
+    pick_reward: float = 0.5
+    collision_penalty: float = 0.1
+    progress_coef: float = 0.1
+    dt: float = 0.1
+    v_max: float = 1.5
+    w_max: float = 1.5
+    a_max: float = 1.5
+    alpha_max: float = 4.0
+    radius: float = 0.3
+    goal_radius: float = 0.5
+    min_goal_distance: float = 3.0
+    n_beams: int = 32
+    lidar_range: float = 8.0
+    lidar_noise: float = 0.0
+    lidar_dropout: float = 0.0
+    n_agvs: int = 0
+    n_pedestrians: int = 0
+    agv_speed: float = 1.0
+    agv_radius: float = 0.45
+    pedestrian_speed: tuple[float, float] = (0.5, 1.3)
+    pedestrian_radius: float = 0.25
+    actuator_gain: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task={self.task!r}; allowed: {list(TASKS)}")
+        if self.reward not in REWARDS:
+            raise ValueError(f"reward={self.reward!r}; allowed: {list(REWARDS)}")
+        for name in ("dt", "v_max", "w_max", "a_max", "alpha_max", "radius", "lidar_range"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be > 0")
+        if self.n_beams < 1:
+            raise ValueError(f"n_beams={self.n_beams!r} must be >= 1")
+        if self.n_agvs < 0 or self.n_pedestrians < 0:
+            raise ValueError(
+                f"n_agvs={self.n_agvs}, n_pedestrians={self.n_pedestrians} must be >= 0"
+            )
+        if not 0.0 <= self.lidar_dropout < 1.0:
+            raise ValueError(f"lidar_dropout={self.lidar_dropout!r} must be in [0, 1)")
+        self.pedestrian_speed = tuple(self.pedestrian_speed)
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> AGVConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(kwargs) - known
+        if unknown:
+            raise TypeError(f"unknown AGV env option(s) {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _norm(xy: np.ndarray) -> np.ndarray:
+    """Row norms of (n, 2)."""
+    return np.sqrt(xy[:, 0] * xy[:, 0] + xy[:, 1] * xy[:, 1])
+
+
+def validate_actions(actions: Any, n: int) -> np.ndarray:
+    """Actions as a float (n, 2) array; wrong shape or non-finite values raise ValueError.
+
+    Finite values outside [-1, 1] are clipped (documented behaviour of the action space)."""
+    a = np.asarray(actions, dtype=np.float64)
+    if a.shape != (n, 2):
+        if n == 1 and a.shape == (2,):
+            a = a.reshape(1, 2)
+        else:
+            raise ValueError(f"action has shape {a.shape}; expected {(n, 2) if n > 1 else (2,)}")
+    if not np.isfinite(a.sum()):  # one reduction; NaN/inf anywhere makes the sum non-finite
+        bad = a[~np.isfinite(a).all(axis=1)]
+        raise ValueError(f"action contains NaN or inf: {bad.tolist()}; allowed: finite in [-1, 1]")
+    return np.minimum(np.maximum(a, -1.0), 1.0)  # np.clip is several times slower here
+
+
+class AGVCore:
+    """N differential-drive vehicles in N independent copies of one warehouse."""
+
+    def __init__(self, num_envs: int, config: AGVConfig | None = None, track_env: int = -1):
+        self.n = int(num_envs)
+        if self.n < 1:
+            raise ValueError(f"num_envs={num_envs!r} must be >= 1")
+        self.cfg = config or AGVConfig()
+        cfg = self.cfg
+        self.world: World = get_world(cfg.layout, cfg.lidar_range, cfg.layout_seed)
+        lay = self.world.layout
+        self.width, self.height = lay.size
+        self.diag = float(np.hypot(self.width, self.height))
+        self.start_cells = lay.cells("S")
+        self.goal_cells = lay.cells("G") if np.any(lay.grid == "G") else lay.cells(".G")
+        self.pick_cells, self.drop_cells = lay.cells("P"), lay.cells("D")
+        if cfg.task == "pick_drop" and (len(self.pick_cells) == 0 or len(self.drop_cells) == 0):
+            raise ValueError(f"task='pick_drop' needs 'P' and 'D' cells in layout {lay.name!r}")
+        if (cfg.n_agvs or cfg.n_pedestrians) and len(self.world.lanes) == 0:
+            raise ValueError(f"layout {lay.name!r} has no aisle long enough for moving obstacles")
+        self.beam_offsets = np.linspace(-np.pi, np.pi, cfg.n_beams, endpoint=False)
+        self.obs_dim = cfg.n_beams + 5 + (1 if cfg.task == "pick_drop" else 0)
+        n, m = self.n, cfg.n_agvs + cfg.n_pedestrians
+        self.m = m
+        self.rngs = [np.random.default_rng() for _ in range(n)]
+        self.pos = np.zeros((n, 2))
+        self.theta = np.zeros(n)
+        self.v = np.zeros(n)
+        self.w = np.zeros(n)
+        self.goal = np.zeros((n, 2))
+        self.final_goal = np.zeros((n, 2))
+        self.phase = np.zeros(n, dtype=np.int64)  # pick_drop: 0 going to pick, 1 carrying
+        self.steps = np.zeros(n, dtype=np.int64)
+        self.prev_dist = np.zeros(n)
+        # moving obstacles: ping-pong along segment p0-p1 at speed, arc position s in [0, 2L)
+        self.obs_p0 = np.zeros((n, m, 2))
+        self.obs_p1 = np.zeros((n, m, 2))
+        self.obs_len = np.ones((n, m))
+        self.obs_s = np.zeros((n, m))
+        self.obs_speed = np.zeros((n, m))
+        self.obs_radius = np.r_[np.full(cfg.n_agvs, cfg.agv_radius),
+                                np.full(cfg.n_pedestrians, cfg.pedestrian_radius)]
+        self.obs_pos = np.zeros((n, m, 2))
+        self.ranges = np.zeros((n, cfg.n_beams))
+        self.pose = np.zeros((n, 4), dtype=np.float32)
+        self.track_env = track_env  # env whose trail is kept for rendering (-1: none)
+        self.trail: list[np.ndarray] = []
+
+    # ------------------------------------------------------------------ seeding and reset
+    def seed(self, seeds: list[int | None] | None) -> None:
+        """One generator per vehicle; ``seeds[i] = None`` draws fresh entropy."""
+        from gymnasium.utils import seeding
+
+        if seeds is None:
+            seeds = [None] * self.n
+        self.rngs = [seeding.np_random(s)[0] for s in seeds]
+
+    def reset_envs(self, idx: np.ndarray) -> None:
+        """Reset the vehicles ``idx`` (int array); each samples from its own generator."""
+        cfg = self.cfg
+        for i in np.asarray(idx, dtype=np.int64):
+            rng = self.rngs[i]
+            self.pos[i] = self._sample_point(rng, self.start_cells)
+            self.theta[i] = rng.uniform(-np.pi, np.pi)
+            if cfg.task == "pick_drop":
+                self.goal[i] = self._sample_point(rng, self.pick_cells)
+                self.final_goal[i] = self._sample_point(rng, self.drop_cells)
+            else:
+                for _ in range(100):
+                    g = self._sample_point(rng, self.goal_cells)
+                    if np.hypot(*(g - self.pos[i])) >= cfg.min_goal_distance:
+                        break
+                self.goal[i] = self.final_goal[i] = g
+            self._reset_obstacles(i, rng)
+        self.v[idx] = 0.0
+        self.w[idx] = 0.0
+        self.phase[idx] = 0
+        self.steps[idx] = 0
+        self.prev_dist[idx] = _norm(self.goal[idx] - self.pos[idx])
+        if self.track_env >= 0 and self.track_env in np.asarray(idx):
+            self.trail = [self.pos[self.track_env].copy()]
+
+    def place(self, i: int, options: dict[str, Any]) -> None:
+        """Override vehicle i's sampled reset state: ``start`` (x, y, heading), ``goal`` (x, y),
+        ``obstacles`` ((m, 2) fixed obstacle positions, frozen in place). Used by tests, experts
+        and distribution shifts."""
+        allowed = {"start", "goal", "obstacles"}
+        if set(options) - allowed:
+            raise ValueError(f"unknown reset option(s) {sorted(set(options) - allowed)}; "
+                             f"allowed: {sorted(allowed)}")
+        if "start" in options:
+            x, y, th = np.asarray(options["start"], dtype=np.float64)
+            self.pos[i], self.theta[i] = (x, y), th
+        if "goal" in options:
+            self.goal[i] = self.final_goal[i] = np.asarray(options["goal"], dtype=np.float64)
+        if "obstacles" in options:
+            xy = np.asarray(options["obstacles"], dtype=np.float64).reshape(self.m, 2)
+            self.obs_p0[i] = self.obs_p1[i] = xy
+            self.obs_speed[i] = 0.0
+            self.obs_pos[i] = xy
+        self.prev_dist[i] = np.hypot(*(self.goal[i] - self.pos[i]))
+        if self.track_env == i:
+            self.trail = [self.pos[i].copy()]
+
+    def _sample_point(self, rng: np.random.Generator, cells: np.ndarray) -> np.ndarray:
+        """A uniform point in a random cell of ``cells`` with clearance; else the cell centre."""
+        cell = self.world.layout.cell
+        centre = cells[rng.integers(len(cells))]
+        p = centre + rng.uniform(-0.5, 0.5, size=2) * cell
+        if self.world.clearance(p[None])[0] < self.cfg.radius + 0.05:
+            return centre.copy()
+        return p
+
+    def _reset_obstacles(self, i: int, rng: np.random.Generator) -> None:
+        cfg, lanes = self.cfg, self.world.lanes
+        for j in range(self.m):
+            lane = lanes[rng.integers(len(lanes))]
+            a, b = lane[:2], lane[2:]
+            if j >= cfg.n_agvs:  # pedestrians walk a random stretch of an aisle
+                t0, t1 = np.sort(rng.uniform(0.0, 1.0, size=2))
+                a, b = a + t0 * (b - a), a + max(t1, t0 + 0.2) * (b - a)
+                speed = rng.uniform(*cfg.pedestrian_speed)
+            else:
+                speed = cfg.agv_speed
+            self.obs_p0[i, j], self.obs_p1[i, j] = a, b
+            self.obs_len[i, j] = max(np.hypot(*(b - a)), 1e-6)
+            self.obs_speed[i, j] = speed
+            # start away from the vehicle so no episode begins in a collision
+            for _ in range(20):
+                self.obs_s[i, j] = rng.uniform(0.0, 2.0 * self.obs_len[i, j])
+                if np.hypot(*(self._obstacle_xy(i, j) - self.pos[i])) > 2.5:
+                    break
+        if self.m:
+            self.obs_pos[i] = self._obstacle_positions()[i]
+
+    def _obstacle_xy(self, i: int, j: int) -> np.ndarray:
+        s, length = self.obs_s[i, j], self.obs_len[i, j]
+        f = s / length if s <= length else 2.0 - s / length
+        return self.obs_p0[i, j] + f * (self.obs_p1[i, j] - self.obs_p0[i, j])
+
+    def _obstacle_positions(self) -> np.ndarray:
+        f = self.obs_s / self.obs_len
+        f = np.where(f <= 1.0, f, 2.0 - f)
+        return self.obs_p0 + f[..., None] * (self.obs_p1 - self.obs_p0)
+
+    # ------------------------------------------------------------------ stepping
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Advance every vehicle by one control step with validated actions (n, 2) in [-1, 1].
+
+        Returns (reward, events) where events holds boolean arrays ``success``,
+        ``collision``, ``picked`` and the reward terms. Observations come from :meth:`observe`.
+        """
+        cfg = self.cfg
+        integrate(self.pos, self.theta, self.v, self.w, actions, cfg.v_max, cfg.w_max,
+                  cfg.actuator_gain, cfg.a_max * cfg.dt, cfg.alpha_max * cfg.dt, cfg.dt)
+        self.steps += 1
+        if self.m:
+            self.obs_s = np.mod(self.obs_s + self.obs_speed * cfg.dt, 2.0 * self.obs_len)
+            self.obs_pos = self._obstacle_positions()
+
+        collision = self._collides()
+        ev = goal_events(self.pos, self.goal, self.final_goal, self.phase, self.prev_dist,
+                         collision, cfg.goal_radius, cfg.task == "pick_drop", cfg.goal_reward,
+                         cfg.pick_reward, cfg.collision_penalty,
+                         cfg.progress_coef if cfg.reward == "dense" else 0.0)
+        events = {"success": ev[:, 0] > 0, "collision": collision, "picked": ev[:, 1] > 0,
+                  "reward_goal": ev[:, 2], "reward_collision": ev[:, 3],
+                  "reward_progress": ev[:, 4]}
+        if self.track_env >= 0:
+            self.trail.append(self.pos[self.track_env].copy())
+        return ev[:, 5], events
+
+    def _collides(self) -> np.ndarray:
+        w = self.world
+        return collisions(self.pos, self.cfg.radius, w.boxes, w.near, w.layout.cell, self.width,
+                          self.height, self.obs_pos, self.obs_radius)
+
+    # ------------------------------------------------------------------ sensing
+    def lidar(self, idx: np.ndarray | None = None) -> np.ndarray:
+        """Exact ranges (n, beams) in metres to walls, shelves and moving obstacles of the
+        vehicles ``idx`` (all when None): geometry.cast_rays on the world's candidate boxes."""
+        world = self.world
+        sel = slice(None) if idx is None else idx
+        return cast_rays(self.pos[sel], self.theta[sel], self.beam_offsets, world.boxes,
+                         world.candidates, world.layout.cell, self.obs_pos[sel],
+                         self.obs_radius, self.cfg.lidar_range)
+
+    def observe(self, idx: np.ndarray | None = None) -> np.ndarray:
+        """Observation (n, obs_dim) float32: lidar / range, goal distance / diagonal, goal
+        bearing (cos, sin) in the vehicle frame, v / v_max, w / w_max [, carrying flag].
+
+        ``idx`` (int array) observes only those vehicles. Sensor noise is drawn from each
+        observed vehicle's own generator."""
+        cfg = self.cfg
+        sel = slice(None) if idx is None else np.asarray(idx, dtype=np.int64)
+        ranges = self.lidar(idx)
+        if cfg.lidar_noise > 0 or cfg.lidar_dropout > 0:
+            for k, i in enumerate(range(self.n) if idx is None else sel):
+                rng = self.rngs[i]
+                if cfg.lidar_noise > 0:
+                    ranges[k] += rng.normal(0.0, cfg.lidar_noise, cfg.n_beams)
+                if cfg.lidar_dropout > 0:
+                    ranges[k][rng.random(cfg.n_beams) < cfg.lidar_dropout] = cfg.lidar_range
+            ranges = np.clip(ranges, 0.0, cfg.lidar_range)
+        self.ranges[sel] = ranges
+        obs, self.pose[sel] = features(
+            ranges, self.pos[sel], self.theta[sel], self.goal[sel], self.v[sel], self.w[sel],
+            self.phase[sel], cfg.lidar_range, self.diag, cfg.v_max, cfg.w_max,
+            cfg.task == "pick_drop")
+        return obs
+
+    def poses(self) -> np.ndarray:
+        """(n, 4) float32: x, y, cos(heading), sin(heading) as of the last observation."""
+        return self.pose
+
+    def observation_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        low = np.zeros(self.obs_dim, dtype=np.float32)
+        high = np.ones(self.obs_dim, dtype=np.float32)
+        nb = self.cfg.n_beams
+        low[nb + 1 : nb + 5] = -1.0  # cos, sin, v, w
+        return low, high

@@ -1,0 +1,108 @@
+"""The single-vehicle Gymnasium face of the AGV warehouse."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from rndx.envs.agv.core import AGVConfig, AGVCore, validate_actions
+
+
+def step_info(core: AGVCore, events: dict[str, np.ndarray], i: int | slice) -> dict[str, Any]:
+    """The per-step info of vehicle(s) ``i``: pose, success flag and every reward term."""
+    return {
+        "pose": core.poses()[i].copy(),
+        "is_success": events["success"][i],
+        "collision": events["collision"][i],
+        "picked": events["picked"][i],
+        "reward_goal": events["reward_goal"][i],
+        "reward_collision": events["reward_collision"][i],
+        "reward_progress": events["reward_progress"][i],
+    }
+
+
+class AGVWarehouseEnv(gym.Env):
+    """An automated guided vehicle drives through a warehouse to a goal.
+
+    ## Description
+    A differential-drive vehicle (radius 0.3 m) moves with continuous position and heading
+    through a warehouse of walls, shelf rows and aisles (a named ASCII layout from
+    ``configs/layouts`` or one generated from ``layout_seed``). Other AGVs drive up and down
+    aisles and pedestrians walk between waypoints when ``n_agvs`` / ``n_pedestrians`` > 0.
+    Task ``reach``: reach a goal sampled in the layout's 'G' cells. Task ``pick_drop``: reach
+    the pick station 'P', then the drop station 'D'.
+
+    ## Action Space
+    ``Box(-1, 1, (2,), float32)``: linear and angular velocity commands as fractions of
+    ``v_max`` (1.5 m/s) and ``w_max`` (1.5 rad/s). Velocities follow the commands within the
+    acceleration limits ``a_max`` and ``alpha_max``. Finite values outside [-1, 1] are
+    clipped; a wrong shape, NaN or inf raises ``ValueError``.
+
+    ## Observation Space
+    ``Box(float32, (n_beams + 5 [+1],))``: lidar ranges / ``lidar_range`` in [0, 1] (360°,
+    beam 0 points backwards, counter-clockwise), goal distance / layout diagonal, goal bearing
+    (cos, sin) in the vehicle frame, v / v_max, w / w_max, and for ``pick_drop`` a carrying
+    flag. The pose (x, y, cos, sin) is in ``info["pose"]``, not in the observation.
+
+    ## Reward
+    ``sparse`` (default): ``goal_reward`` (+1) on success, ``-collision_penalty`` on a
+    collision, 0 otherwise; ``pick_reward`` when the pick station is reached. ``dense`` adds
+    ``progress_coef`` x the decrease of the straight-line goal distance. Every term is in
+    ``info`` (``reward_goal``, ``reward_collision``, ``reward_progress``), with ``is_success``.
+
+    ## Starting State
+    Position uniform in a random 'S' cell (keeping clearance), heading uniform; the goal at
+    least ``min_goal_distance`` away. ``reset(options={"start": (x, y, heading),
+    "goal": (x, y)})`` places them exactly.
+
+    ## Episode End
+    Terminated on success or on a collision with a wall, shelf, AGV or pedestrian. Truncation
+    is owned by ``TimeLimit`` (``max_episode_steps`` of the registered id).
+
+    ## Arguments
+    Every field of :class:`rndx.envs.agv.core.AGVConfig` as a keyword, plus ``render_mode``.
+
+    ## Version History
+    * v0: initial release.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(self, render_mode: str | None = None, **kwargs: Any):
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode={render_mode!r}; allowed: None, 'rgb_array'")
+        self.render_mode = render_mode
+        self.config = AGVConfig.from_kwargs(**kwargs)
+        self.core = AGVCore(1, self.config, track_env=0 if render_mode else -1)
+        self.metadata = {**self.metadata, "render_fps": int(round(1.0 / self.config.dt))}
+        low, high = self.core.observation_bounds()
+        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self.core.rngs = [self.np_random]  # all randomness from the env's own generator
+        self.core.reset_envs(np.array([0]))
+        if options:
+            self.core.place(0, options)
+        obs = self.core.observe()[0]
+        return obs, {"pose": self.core.poses()[0].copy()}
+
+    def step(self, action):
+        a = validate_actions(action, 1)
+        reward, events = self.core.step(a)
+        obs = self.core.observe()[0]
+        terminated = bool(events["success"][0] or events["collision"][0])
+        info = step_info(self.core, events, 0)
+        info["is_success"] = bool(info["is_success"])
+        return obs, float(reward[0]), terminated, False, info
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        from rndx.envs.agv.render import render_frame
+
+        return render_frame(self.core, 0)
