@@ -1,0 +1,285 @@
+"""The AGV warehouse: Gymnasium/SB3 contracts, the batched core, lidar geometry, rewards."""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import rndx  # noqa: F401  (registers the ids)
+from rndx.envs import AGV_IDS, make_sb3_vec_env
+from rndx.envs.agv import AGVSB3VecEnv, AGVWarehouseVectorEnv
+from rndx.envs.agv.world import load_layout, procedural_layout
+
+RNDX_IDS = sorted(k for k in gym.registry if k.startswith("rndx/"))
+DYNAMIC = {"n_agvs": 2, "n_pedestrians": 3}
+
+
+def test_every_agv_id_is_registered() -> None:
+    assert set(AGV_IDS) <= set(RNDX_IDS)
+
+
+@pytest.mark.parametrize("env_id", RNDX_IDS)
+def test_gymnasium_and_sb3_check_env(env_id: str) -> None:
+    check_env(gym.make(env_id).unwrapped)
+    sb3_check_env(gym.make(env_id))
+
+
+@pytest.mark.parametrize("env_id", RNDX_IDS)
+def test_registered_with_time_limit_and_vector_entry_point(env_id: str) -> None:
+    spec = gym.spec(env_id)
+    assert spec.max_episode_steps and spec.max_episode_steps > 0
+    venv = gym.make_vec(env_id, num_envs=3, vectorization_mode="vector_entry_point")
+    assert isinstance(venv, AGVWarehouseVectorEnv)
+    assert venv.max_episode_steps == spec.max_episode_steps
+    assert venv.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP
+
+
+def _rollout(env: gym.Env, seed: int, steps: int) -> list[tuple]:
+    rng = np.random.default_rng(123)
+    out = []
+    obs, _ = env.reset(seed=seed)
+    for _ in range(steps):
+        obs, r, term, trunc, info = env.step(rng.uniform(-1, 1, 2).astype(np.float32))
+        out.append((obs.copy(), r, term, trunc, info["pose"].copy()))
+        if term or trunc:
+            obs, _ = env.reset()
+    return out
+
+
+@pytest.mark.parametrize("kwargs", [{}, {**DYNAMIC, "lidar_noise": 0.05, "lidar_dropout": 0.1}])
+def test_same_seed_same_trajectory(kwargs: dict) -> None:
+    a = _rollout(gym.make("rndx/AGVWarehouse-v0", **kwargs), 7, 300)
+    b = _rollout(gym.make("rndx/AGVWarehouse-v0", **kwargs), 7, 300)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x[0], y[0])
+        assert x[1:4] == y[1:4]
+    c = _rollout(gym.make("rndx/AGVWarehouse-v0", **kwargs), 8, 300)
+    assert not np.array_equal(a[0][0], c[0][0])
+
+
+@pytest.mark.parametrize("kwargs", [{}, {**DYNAMIC, "lidar_noise": 0.05, "lidar_dropout": 0.1},
+                                    {"task": "pick_drop", "layout": "pick_drop"}])
+def test_batched_core_equals_n_single_envs(kwargs: dict) -> None:
+    """Vehicle i of a vector env seeded s follows a single env seeded s + i step by step,
+    through episode ends (NEXT_STEP autoreset: the single env resets one step later)."""
+    n, seed, steps, limit = 5, 11, 150, 40
+    venv = gym.make_vec("rndx/AGVWarehouse-v0", num_envs=n,
+                        vectorization_mode="vector_entry_point", max_episode_steps=limit, **kwargs)
+    singles = [gym.make("rndx/AGVWarehouse-v0", max_episode_steps=limit, **kwargs)
+               for _ in range(n)]
+    vobs, _ = venv.reset(seed=seed)
+    sobs = [e.reset(seed=seed + i)[0] for i, e in enumerate(singles)]
+    np.testing.assert_array_equal(vobs, np.stack(sobs))
+    rng = np.random.default_rng(0)
+    pending = np.zeros(n, dtype=bool)
+    ends = 0
+    for _ in range(steps):
+        act = rng.uniform(-1, 1, (n, 2)).astype(np.float32)
+        vobs, vr, vterm, vtrunc, _ = venv.step(act)
+        for i, env in enumerate(singles):
+            if pending[i]:
+                o, r, te, tr = env.reset()[0], 0.0, False, False
+            else:
+                o, r, te, tr, _ = env.step(act[i])
+            np.testing.assert_array_equal(vobs[i], o)
+            assert (vr[i], vterm[i], vtrunc[i]) == (r, te, tr)
+        pending = vterm | vtrunc
+        ends += pending.sum()
+    assert ends > 0  # the comparison did run through episode ends
+
+
+def test_gymnasium_vector_next_step_autoreset() -> None:
+    venv = gym.make_vec("rndx/AGVWarehouse-v0", num_envs=2,
+                        vectorization_mode="vector_entry_point", max_episode_steps=3)
+    venv.reset(seed=0)
+    for _ in range(3):
+        obs, r, term, trunc, info = venv.step(np.zeros((2, 2), np.float32))
+    assert trunc.all() and not term.any()
+    final_pose = info["pose"].copy()
+    obs, r, term, trunc, info = venv.step(np.ones((2, 2), np.float32))  # action ignored
+    assert not (term | trunc).any() and np.all(r == 0.0)
+    assert np.all(info["pose"] != final_pose)  # a new start was sampled
+    assert np.all(obs[:, -2:] == 0.0)  # reset: standing still, the action was not applied
+
+
+def test_sb3_vecenv_same_step_reset_and_bootstrap_info() -> None:
+    venv = AGVSB3VecEnv(2, max_episode_steps=3)
+    venv.seed(0)
+    venv.reset()
+    single = gym.make("rndx/AGVWarehouse-v0", max_episode_steps=3)
+    single.reset(seed=0)
+    for _ in range(3):
+        obs, rew, done, infos = venv.step(np.zeros((2, 2), np.float32))
+        s_obs, *_ = single.step(np.zeros(2, np.float32))
+    assert done.all()
+    np.testing.assert_array_equal(infos[0]["terminal_observation"], s_obs)
+    assert infos[0]["TimeLimit.truncated"] is True and infos[0]["is_success"] is False
+    np.testing.assert_array_equal(obs[0], single.reset()[0])  # reset obs in the same step
+    # a termination is not a truncation: no bootstrapping
+    venv.reset()
+    venv.core.place(0, {"goal": venv.core.pos[0] + (0.1, 0.0)})
+    obs, rew, done, infos = venv.step(np.zeros((2, 2), np.float32))
+    assert done[0] and infos[0]["is_success"] and infos[0]["TimeLimit.truncated"] is False
+    assert rew[0] == pytest.approx(1.0)
+
+
+def test_make_sb3_vec_env_reports_episodes() -> None:
+    venv = make_sb3_vec_env("rndx/AGVWarehouse-v0", 4, seed=0, max_episode_steps=10)
+    venv.reset()
+    infos: list = []
+    for _ in range(10):
+        *_, infos = venv.step(np.zeros((4, 2), np.float32))
+    assert all("episode" in i and i["episode"]["l"] == 10 for i in infos)
+    with pytest.raises(ValueError, match="rndx/AGVWarehouse-v0"):
+        make_sb3_vec_env("rndx/NoSuchEnv-v0", 1, 0)
+
+
+# --------------------------------------------------------------------------- lidar geometry
+def _beam(env: gym.Env, angle: float) -> int:
+    offsets = env.unwrapped.core.beam_offsets
+    return int(np.argmin(np.abs(np.angle(np.exp(1j * (offsets - angle))))))
+
+
+def test_lidar_matches_hand_computed_distances() -> None:
+    """Small layout: shelf block x in [3, 7], y in [7, 9]; walls x < 1, y > 11, y < 1."""
+    env = gym.make("rndx/AGVWarehouse-v0", lidar_range=10.0)
+    obs, _ = env.reset(seed=0, options={"start": (1.5, 8.0, 0.0), "goal": (15.5, 2.5)})
+    ranges = obs[:32] * 10.0
+    expected = {0.0: 1.5,              # east: shelf face x = 3
+                math.pi: 0.5,          # west: wall face x = 1
+                math.pi / 2: 3.0,      # north: wall face y = 11
+                -math.pi / 2: 7.0,     # south: wall face y = 1
+                math.pi / 4: 3.0 * math.sqrt(2)}  # north-east passes over the shelf to y = 11
+    for angle, dist in expected.items():
+        assert ranges[_beam(env, angle)] == pytest.approx(dist, abs=1e-5), angle
+
+
+def test_lidar_sees_moving_obstacles_and_is_capped() -> None:
+    env = gym.make("rndx/AGVWarehouse-v0", n_agvs=1, agv_radius=0.45, lidar_range=8.0)
+    obs, _ = env.reset(seed=0, options={"start": (8.0, 6.0, 0.0), "obstacles": [(10.0, 6.0)]})
+    ranges = obs[:32] * 8.0
+    assert ranges[_beam(env, 0.0)] == pytest.approx(2.0 - 0.45, abs=1e-5)
+    assert ranges.max() <= 8.0
+    obs, *_ = env.step(np.zeros(2, np.float32))  # frozen obstacle stays where it was put
+    assert obs[_beam(env, 0.0)] * 8.0 == pytest.approx(1.55, abs=1e-5)
+
+
+# --------------------------------------------------------------------------- rewards, tasks
+def test_sparse_goal_reward_and_success() -> None:
+    env = gym.make("rndx/AGVWarehouse-v0")
+    # from standstill the acceleration limit allows 0.15 m/s: 1.5 cm in the first step
+    env.reset(seed=0, options={"start": (8.0, 6.0, 0.0), "goal": (8.51, 6.0)})
+    _, r, term, _, info = env.step(np.array([1.0, 0.0], np.float32))
+    assert r == pytest.approx(1.0) and term and info["is_success"]
+    assert info["reward_goal"] == pytest.approx(1.0) and info["reward_progress"] == 0.0
+
+
+def test_collision_penalty_and_termination() -> None:
+    env = gym.make("rndx/AGVWarehouse-v0", collision_penalty=0.25)
+    env.reset(seed=0, options={"start": (2.6, 8.0, 0.0), "goal": (15.5, 2.5)})
+    for _ in range(20):
+        _, r, term, _, info = env.step(np.array([1.0, 0.0], np.float32))
+        if term:
+            break
+    assert term and info["collision"] and not info["is_success"]
+    assert r == pytest.approx(-0.25) and info["reward_collision"] == pytest.approx(-0.25)
+
+
+def test_dense_reward_rewards_progress() -> None:
+    env = gym.make("rndx/AGVWarehouse-v0", reward="dense", progress_coef=1.0)
+    env.reset(seed=0, options={"start": (8.0, 6.0, 0.0), "goal": (14.0, 6.0)})
+    _, r_fwd, *_ = env.step(np.array([1.0, 0.0], np.float32))
+    assert r_fwd == pytest.approx(0.015)  # 1.5 cm closer, progress_coef 1 per metre
+    env.reset(seed=0, options={"start": (8.0, 6.0, math.pi), "goal": (14.0, 6.0)})
+    _, r_back, *_ = env.step(np.array([1.0, 0.0], np.float32))
+    assert r_back < 0 < r_fwd
+
+
+def test_pick_then_drop() -> None:
+    env = gym.make("rndx/AGVPickDrop-v0")
+    env.reset(seed=0)
+    core = env.unwrapped.core
+    drop = core.final_goal[0].copy()
+    core.place(0, {"start": (*(core.goal[0] - (0.51, 0.0)), 0.0)})  # 1.5 cm per first step
+    _, r, term, _, info = env.step(np.array([1.0, 0.0], np.float32))
+    assert info["picked"] and not term and r == pytest.approx(0.5)
+    np.testing.assert_array_equal(core.goal[0], drop)
+    assert env.unwrapped.core.observe()[0][-1] == 1.0  # carrying flag
+    core.v[0] = 0.0
+    core.place(0, {"start": (*(drop + (0.51, 0.0)), math.pi)})  # drop is by the west wall
+    _, r, term, _, info = env.step(np.array([1.0, 0.0], np.float32))
+    assert term and info["is_success"] and r == pytest.approx(1.0)
+
+
+def test_moving_obstacles_move_and_collide() -> None:
+    env = gym.make("rndx/AGVWarehouseDynamic-v0")
+    env.reset(seed=3)
+    core = env.unwrapped.core
+    before = core.obs_pos[0].copy()
+    env.step(np.zeros(2, np.float32))
+    assert np.all(np.linalg.norm(core.obs_pos[0] - before, axis=1) > 0.0)
+    env.reset(seed=3, options={"start": (8.0, 6.0, 0.0),
+                               "obstacles": [(8.5, 6.0)] + [(1.5, 1.5)] * 4})
+    _, r, term, _, info = env.step(np.zeros(2, np.float32))
+    assert term and info["collision"]
+
+
+# --------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("action", [np.zeros(3), np.zeros((2, 2)), [np.nan, 0.0], [0.0, np.inf]])
+def test_bad_actions_raise(action) -> None:
+    env = gym.make("rndx/AGVWarehouse-v0").unwrapped
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="action"):
+        env.step(np.asarray(action, dtype=np.float64))
+
+
+def test_out_of_range_actions_are_clipped() -> None:
+    a, b = (gym.make("rndx/AGVWarehouse-v0").unwrapped for _ in range(2))
+    a.reset(seed=0)
+    b.reset(seed=0)
+    for _ in range(5):
+        oa = a.step(np.array([5.0, -7.0]))[0]
+        ob = b.step(np.array([1.0, -1.0]))[0]
+    np.testing.assert_array_equal(oa, ob)
+
+
+def test_unknown_layout_and_option_are_named() -> None:
+    with pytest.raises(ValueError, match="known layouts.*small"):
+        gym.make("rndx/AGVWarehouse-v0", layout="smal")
+    with pytest.raises(TypeError, match="lidar_rnage"):
+        gym.make("rndx/AGVWarehouse-v0", lidar_rnage=3.0)
+    with pytest.raises(ValueError, match="task"):
+        gym.make("rndx/AGVWarehouse-v0", task="fly")
+
+
+# --------------------------------------------------------------------------- layouts, render
+def test_named_layouts_parse_with_stations() -> None:
+    for name in ("small", "large", "hard", "pick_drop"):
+        lay = load_layout(name)
+        assert (lay.grid == "S").any() and lay.solid.any()
+    hard = load_layout("hard")
+    start, goal = hard.cells("S").mean(0), hard.cells("G").mean(0)
+    assert np.hypot(*(goal - start)) < 10.0  # close as the crow flies, far around the shelves
+
+
+def test_procedural_layouts_come_from_the_seed() -> None:
+    a, b, c = procedural_layout(1), procedural_layout(1), procedural_layout(2)
+    np.testing.assert_array_equal(a.grid, b.grid)
+    assert a.grid.shape != c.grid.shape or not np.array_equal(a.grid, c.grid)
+    env = gym.make("rndx/AGVWarehouse-v0", layout="procedural", layout_seed=5)
+    check_env(env.unwrapped)
+
+
+def test_rgb_render_is_a_drawn_top_down_frame() -> None:
+    env = gym.make("rndx/AGVWarehouseDynamic-v0", render_mode="rgb_array")
+    env.reset(seed=0)
+    for _ in range(5):
+        env.step(np.array([0.5, 0.1], np.float32))
+    frame = env.render()
+    assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
+    assert len(np.unique(frame.reshape(-1, 3), axis=0)) > 8  # shelves, robot, goal, rays...
