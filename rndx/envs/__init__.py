@@ -52,7 +52,8 @@ def make_sb3_vec_env(env_id: str, n_envs: int, seed: int, max_episode_steps: int
     if env_id in AGV_IDS:
         from rndx.envs.agv.vector import AGVSB3VecEnv
 
-        venv = AGVSB3VecEnv(n_envs, max_episode_steps=steps, **{**spec.kwargs, **(env_kwargs or {})})
+        kwargs = {**spec.kwargs, **(env_kwargs or {})}
+        venv = AGVSB3VecEnv(n_envs, max_episode_steps=steps, **kwargs)
         venv.seed(seed)
         return VecMonitor(venv)
     make_kwargs: dict[str, Any] = dict(env_kwargs or {})

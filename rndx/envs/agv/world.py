@@ -70,7 +70,8 @@ def parse_layout(text: str, name: str = "custom", cell: float = 1.0) -> Layout:
     grid = np.array([list(ln) for ln in lines])
     bad = set(np.unique(grid)) - LEGEND
     if bad:
-        raise ValueError(f"layout {name!r}: unknown characters {sorted(bad)}; allowed {sorted(LEGEND)}")
+        raise ValueError(
+            f"layout {name!r}: unknown characters {sorted(bad)}; allowed {sorted(LEGEND)}")
     border = np.concatenate([grid[0], grid[-1], grid[:, 0], grid[:, -1]])
     if not np.all(border == WALL):
         raise ValueError(f"layout {name!r} must be enclosed by '#' walls")
@@ -225,9 +226,10 @@ class World:
     def cell_index(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(row, col) of points (..., 2), clipped into the grid."""
         lay = self.layout
-        c = np.minimum(np.maximum((xy[..., 0] * (1.0 / lay.cell)).astype(np.int64), 0), lay.cols - 1)
+        c = (xy[..., 0] * (1.0 / lay.cell)).astype(np.int64)
         r = lay.rows - 1 - (xy[..., 1] * (1.0 / lay.cell)).astype(np.int64)
-        return np.minimum(np.maximum(r, 0), lay.rows - 1), c
+        r = np.minimum(np.maximum(r, 0), lay.rows - 1)
+        return r, np.minimum(np.maximum(c, 0), lay.cols - 1)
 
     def clearance(self, xy: np.ndarray) -> np.ndarray:
         """Distance from points (n, 2) to the nearest wall or shelf."""

@@ -1,0 +1,80 @@
+"""Agent registry: maps a config's ``algo`` name to the class that builds and loads it.
+
+A new agent (e.g. IntrinsicPPO) plugs in by adding one entry to ``_ALGOS``; its config
+file names it with ``algo: <name>`` and puts the constructor arguments under ``<name>:``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+from omegaconf import DictConfig
+from stable_baselines3 import PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecEnv
+
+from rndx.config import to_dict
+
+_ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO}
+
+
+def known_algos() -> list[str]:
+    """Return the registered algorithm names, sorted."""
+    return sorted(_ALGOS)
+
+
+def algo_class(algo: str) -> type[BaseAlgorithm]:
+    """Return the class registered under ``algo``.
+
+    :raises ValueError: if ``algo`` is not registered; the message lists the known names.
+    """
+    try:
+        return _ALGOS[algo]
+    except KeyError:
+        raise ValueError(f"unknown algo {algo!r}; known: {', '.join(known_algos())}") from None
+
+
+def policy_name(observation_space: gym.Space) -> str:
+    """Return SB3's policy name for an observation space (Dict spaces need MultiInputPolicy)."""
+    return "MultiInputPolicy" if isinstance(observation_space, gym.spaces.Dict) else "MlpPolicy"
+
+
+def build_agent(
+    cfg_agent: DictConfig,
+    env: VecEnv,
+    seed: int,
+    device: str,
+    tb_dir: str | Path | None,
+) -> BaseAlgorithm:
+    """Construct a fresh agent from its config node.
+
+    :param cfg_agent: the ``agent`` config node: ``algo`` plus constructor kwargs under ``<algo>:``.
+    :param env: the training VecEnv.
+    :param seed: seed for the agent's RNGs.
+    :param device: torch device string ("cpu", "cuda").
+    :param tb_dir: TensorBoard log folder, or None for no TensorBoard.
+    """
+    algo = str(cfg_agent.algo)
+    cls = algo_class(algo)
+    kwargs: dict[str, Any] = to_dict(cfg_agent.get(algo))
+    return cls(
+        policy_name(env.observation_space),
+        env,
+        seed=seed,
+        device=device,
+        tensorboard_log=None if tb_dir is None else str(tb_dir),
+        verbose=0,
+        **kwargs,
+    )
+
+
+def load_agent(
+    algo: str, path: str | Path, env: VecEnv | None = None, device: str = "cpu"
+) -> BaseAlgorithm:
+    """Load a saved agent of kind ``algo`` from ``path`` (a ``.zip`` written by ``save``).
+
+    :param env: attach this env (needed to continue training); None for prediction only.
+    """
+    return algo_class(algo).load(str(path), env=env, device=device)

@@ -1,0 +1,215 @@
+"""Evaluate a trained run: ``python -m rndx.evaluate run=<dir> [episodes=N] [seed=S]``.
+
+Reloads ``config.yaml`` and ``model.zip`` from the run dir, runs whole episodes on a fresh
+VecEnv, prints a small table and writes ``<run>/eval_<seed>.json``.
+"""
+
+from __future__ import annotations
+
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+from stable_baselines3.common.base_class import BaseAlgorithm
+
+from rndx.agents import load_agent
+from rndx.config import to_dict
+from rndx.utils.headless import use_headless_backends
+from rndx.utils.io import atomic_write_json
+
+# rndx.envs (pygame, MuJoCo) is imported lazily, so this still runs before their first import.
+use_headless_backends()
+
+# SB3's evaluate_policy uses the same cap: more envs than this rarely speeds up evaluation.
+_MAX_EVAL_ENVS = 8
+
+
+def _episode_quotas(n_episodes: int, n_envs: int) -> np.ndarray:
+    """Episodes each env must finish; spread evenly so short episodes are not over-counted.
+
+    Counting the first n episodes finished across all envs would favour short episodes
+    (SB3 evaluate_policy documents the same bias), so each env counts its own first k_i.
+    """
+    return np.array([(n_episodes + i) // n_envs for i in range(n_envs)], dtype=int)
+
+
+def evaluate_policy_episodes(
+    model: BaseAlgorithm,
+    env_id: str,
+    n_episodes: int,
+    seed: int,
+    max_episode_steps: int | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    deterministic: bool = True,
+) -> dict[str, Any]:
+    """Run ``n_episodes`` whole episodes of ``model`` on a fresh VecEnv and summarise them.
+
+    :return: success_rate (None if the env never reports ``is_success``), mean_return,
+        std_return, mean_length, episodes, seed.
+    """
+    from rndx.envs import make_sb3_vec_env
+
+    if n_episodes < 1:
+        raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
+    n_envs = min(n_episodes, _MAX_EVAL_ENVS)
+    env = make_sb3_vec_env(env_id, n_envs, seed, max_episode_steps, env_kwargs)
+    quotas = _episode_quotas(n_episodes, n_envs)
+    counts = np.zeros(n_envs, dtype=int)
+    returns: list[float] = []
+    lengths: list[int] = []
+    successes: list[bool | None] = []
+    try:
+        obs = env.reset()
+        while (counts < quotas).any():
+            actions, _ = model.predict(obs, deterministic=deterministic)
+            obs, _, dones, infos = env.step(actions)
+            for i in np.flatnonzero(dones):
+                if counts[i] >= quotas[i] or "episode" not in infos[i]:
+                    continue
+                counts[i] += 1
+                returns.append(float(infos[i]["episode"]["r"]))
+                lengths.append(int(infos[i]["episode"]["l"]))
+                success = infos[i].get("is_success")
+                successes.append(None if success is None else bool(success))
+    finally:
+        env.close()
+    return _summary(returns, lengths, successes, seed)
+
+
+def _summary(
+    returns: list[float], lengths: list[int], successes: list[bool | None], seed: int
+) -> dict[str, Any]:
+    """Aggregate per-episode results into the eval.json record."""
+    reported = [s for s in successes if s is not None]
+    return {
+        "success_rate": float(np.mean(reported)) if len(reported) == len(successes) else None,
+        "mean_return": float(np.mean(returns)),
+        "std_return": float(np.std(returns)),
+        "mean_length": float(np.mean(lengths)),
+        "episodes": len(returns),
+        "seed": int(seed),
+    }
+
+
+def eval_seed(cfg: DictConfig) -> int:
+    """Default evaluation seed: ``eval.seed``, or seed + 1000 so eval differs from training."""
+    explicit = cfg.get("eval", {}).get("seed")
+    return int(explicit) if explicit is not None else int(cfg.seed) + 1000
+
+
+def load_run_config(run_dir: str | Path) -> DictConfig:
+    """Load ``<run_dir>/config.yaml``.
+
+    :raises FileNotFoundError: if the run dir or its config.yaml is missing.
+    """
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise FileNotFoundError(
+            f"run dir {str(run)!r} does not exist (expected a folder "
+            "written by rndx.train, with config.yaml and model.zip)"
+        )
+    path = run / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{str(path)!r} not found: {str(run)!r} is not an rndx run dir")
+    cfg = OmegaConf.load(path)
+    assert isinstance(cfg, DictConfig)
+    return cfg
+
+
+def load_model_file(algo: str, path: str | Path, device: str = "cpu") -> BaseAlgorithm:
+    """Load a saved model, turning zip-level failures into a clear error.
+
+    :raises FileNotFoundError: if ``path`` is missing.
+    :raises ValueError: if ``path`` is not a readable model archive.
+    """
+    model_path = Path(path)
+    if not model_path.is_file():
+        raise FileNotFoundError(
+            f"model file {str(model_path)!r} not found (expected the "
+            "model.zip that rndx.train writes when training finishes)"
+        )
+    if not zipfile.is_zipfile(model_path):
+        raise ValueError(
+            f"model file {str(model_path)!r} is corrupt: not a zip archive "
+            "(expected a stable-baselines3 .zip)"
+        )
+    try:
+        return load_agent(algo, model_path, device=device)
+    except (zipfile.BadZipFile, KeyError, EOFError, RuntimeError, OSError) as exc:
+        raise ValueError(
+            f"model file {str(model_path)!r} is corrupt or not a {algo} model: {exc}"
+        ) from exc
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    episodes: int | None = None,
+    seed: int | None = None,
+    deterministic: bool | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``<run_dir>/model.zip`` and write ``<run_dir>/eval_<seed>.json``."""
+    cfg = load_run_config(run_dir)
+    model = load_model_file(str(cfg.agent.algo), Path(run_dir) / "model.zip")
+    seed = eval_seed(cfg) if seed is None else seed
+    result = evaluate_policy_episodes(
+        model,
+        str(cfg.env.id),
+        int(cfg.eval.episodes if episodes is None else episodes),
+        seed,
+        cfg.env.get("max_episode_steps"),
+        to_dict(cfg.env.get("kwargs")),
+        bool(cfg.eval.deterministic if deterministic is None else deterministic),
+    )
+    atomic_write_json(Path(run_dir) / f"eval_{seed}.json", result)
+    return result
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """Render an eval result as a two-column text table."""
+    width = max(len(k) for k in result)
+    rows = []
+    for key, value in result.items():
+        text = f"{value:.4g}" if isinstance(value, float) else str(value)
+        rows.append(f"{key:<{width}}  {text}")
+    return "\n".join(rows)
+
+
+_CLI_KEYS = {"run": str, "episodes": int, "seed": int, "deterministic": str}
+_USAGE = "usage: python -m rndx.evaluate run=<dir> [episodes=N] [seed=S] [deterministic=true|false]"
+
+
+def parse_cli(argv: list[str]) -> dict[str, Any]:
+    """Parse ``key=value`` arguments; unknown keys raise ValueError naming the valid ones."""
+    args: dict[str, Any] = {}
+    for item in argv:
+        key, sep, value = item.partition("=")
+        if not sep or key not in _CLI_KEYS:
+            raise ValueError(f"bad argument {item!r}; valid keys: {', '.join(_CLI_KEYS)}")
+        args[key] = _CLI_KEYS[key](value)
+    if "run" not in args:
+        raise ValueError("missing run=<dir>")
+    if "deterministic" in args:
+        args["deterministic"] = args["deterministic"].lower() in ("1", "true", "yes")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry: evaluate, print the table; errors print one line and return 2."""
+    try:
+        args = parse_cli(sys.argv[1:] if argv is None else argv)
+        run = args.pop("run")
+        result = evaluate_run(run, **args)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}\n{_USAGE}", file=sys.stderr)
+        return 2
+    print(format_table(result))
+    seed = result["seed"]
+    print(f"wrote {Path(run) / f'eval_{seed}.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

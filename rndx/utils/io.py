@@ -1,0 +1,59 @@
+"""Atomic file writes: a crash mid-write leaves the old file, never a truncated one."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Flush the directory entry so the rename itself survives a power cut (POSIX only)."""
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_save(save_fn: Callable[[Path], Any], path: str | os.PathLike[str]) -> Path:
+    """Call ``save_fn(tmp_path)`` on a temporary file beside ``path``, then rename it over ``path``.
+
+    The temporary file lives in the same directory so ``os.replace`` is an atomic rename
+    (a rename across filesystems is a copy). The temp name keeps ``path``'s suffix because
+    some writers (SB3's ``save``) append ``.zip`` to names that lack it.
+
+    :param save_fn: writes the full content to the path it is given.
+    :param path: final destination; parent folders are created.
+    :return: the destination path.
+    """
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.stem}.", suffix=dest.suffix)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        save_fn(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(dest.parent)
+    return dest
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return atomic_save(lambda p: p.write_text(text, encoding="utf-8"), path)
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,84 @@
+"""End-to-end: compose the smoke recipe, train, save, reload, resume, evaluate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from rndx.evaluate import evaluate_run, load_model_file
+from rndx.paths import config_dir
+from rndx.train import resume_config, train
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def _smoke_cfg(run_dir: Path, *overrides: str) -> DictConfig:
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose("train", overrides=["experiment=smoke", f"run_dir={run_dir}", *overrides])
+
+
+def test_train_smoke_writes_a_reloadable_run(tmp_path: Path) -> None:
+    run = train(_smoke_cfg(tmp_path / "run"))
+    for name in ("model.zip", "config.yaml", "eval.json", "checkpoints/latest.zip"):
+        assert (run / name).is_file(), name
+    assert any((run / "tb").rglob("events.out.tfevents.*"))
+
+    result = json.loads((run / "eval.json").read_text())
+    assert result["episodes"] == 2
+    assert {"success_rate", "mean_return", "std_return", "mean_length", "seed"} <= set(result)
+
+    model = load_model_file("ppo", run / "model.zip")
+    assert model.num_timesteps >= 2048
+    obs = model.observation_space.sample()
+    action, _ = model.predict(obs, deterministic=True)
+    assert model.action_space.contains(np.asarray(action, dtype=model.action_space.dtype))
+
+    again = evaluate_run(run, episodes=3, seed=7)
+    assert again["episodes"] == 3 and (run / "eval_7.json").is_file()
+
+
+def test_resume_reaches_total_timesteps(tmp_path: Path) -> None:
+    run = train(_smoke_cfg(tmp_path / "run", "total_timesteps=1024"))
+    first = json.loads((run / "checkpoints" / "latest.json").read_text())
+    assert 1024 <= first["num_timesteps"] < 2048
+
+    train(resume_config(run, ["total_timesteps=2048"]))
+    latest = json.loads((run / "checkpoints" / "latest.json").read_text())
+    assert latest["num_timesteps"] >= 2048
+    assert load_model_file("ppo", run / "model.zip").num_timesteps >= 2048
+    # One TensorBoard run folder: the resumed run continues the same log.
+    assert len([p for p in (run / "tb").iterdir() if p.is_dir()]) == 1
+
+
+def test_resume_rejects_changing_the_env(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text("seed: 0\n")
+    with pytest.raises(ValueError, match="cannot change 'env.name'"):
+        resume_config(tmp_path, ["env.name=other"])
+
+
+def test_evaluate_missing_run_dir(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        evaluate_run(tmp_path / "nope")
+
+
+def test_evaluate_corrupt_model(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text("agent: {algo: ppo}\n")
+    with pytest.raises(FileNotFoundError, match="model.zip"):
+        evaluate_run(tmp_path)
+    (tmp_path / "model.zip").write_bytes(b"not a zip at all")
+    with pytest.raises(ValueError, match="corrupt"):
+        evaluate_run(tmp_path)
+
+
+def test_evaluate_cli_prints_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from rndx.evaluate import main
+
+    assert main([f"run={tmp_path / 'nope'}"]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "Traceback" not in err
+    assert main(["bogus=1"]) == 2
