@@ -56,7 +56,7 @@ def test_every_option_composes(hydra_ctx: None, group: str, option: str) -> None
     if group == "agent":
         assert cfg.agent.name == option
         assert cfg.agent.algo in known_algos()
-        assert cfg.agent.algo in cfg.agent  # constructor kwargs live under <algo>:
+        assert "ppo" in cfg.agent  # shared PPO settings; intrinsic agents add intrinsic:
 
 
 def test_smoke_experiment_overrides_defaults(hydra_ctx: None) -> None:
@@ -69,7 +69,7 @@ def test_smoke_experiment_overrides_defaults(hydra_ctx: None) -> None:
 def test_run_dir_naming(hydra_ctx: None) -> None:
     fresh = _compose(["seed=3"], hydra_cfg=True).hydra.run.dir
     assert Path(fresh).parts[0] == "runs"
-    assert Path(fresh).name.startswith("agv_warehouse__ppo__3__")
+    assert Path(fresh).name.startswith("agv_warehouse__ppo_rnd__3__")
     assert _compose(["run_dir=/tmp/r"], hydra_cfg=True).hydra.run.dir == "/tmp/r"
     resumed = _compose(["run_dir=/tmp/r", "resume=/tmp/old"], hydra_cfg=True)
     assert resumed.hydra.run.dir == "/tmp/old"

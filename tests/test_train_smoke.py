@@ -32,7 +32,7 @@ def test_train_smoke_writes_a_reloadable_run(tmp_path: Path) -> None:
     assert result["episodes"] == 2
     assert {"success_rate", "mean_return", "std_return", "mean_length", "seed"} <= set(result)
 
-    model = load_model_file("ppo", run / "model.zip")
+    model = load_model_file("intrinsic_ppo", run / "model.zip")  # default agent: ppo_rnd
     assert model.num_timesteps >= 2048
     obs = model.observation_space.sample()
     action, _ = model.predict(obs, deterministic=True)
@@ -50,7 +50,7 @@ def test_resume_reaches_total_timesteps(tmp_path: Path) -> None:
     train(resume_config(run, ["total_timesteps=2048"]))
     latest = json.loads((run / "checkpoints" / "latest.json").read_text())
     assert latest["num_timesteps"] >= 2048
-    assert load_model_file("ppo", run / "model.zip").num_timesteps >= 2048
+    assert load_model_file("intrinsic_ppo", run / "model.zip").num_timesteps >= 2048
     # One TensorBoard run folder: the resumed run continues the same log.
     assert len([p for p in (run / "tb").iterdir() if p.is_dir()]) == 1
 

@@ -1,7 +1,8 @@
 """Agent registry: maps a config's ``algo`` name to the class that builds and loads it.
 
-A new agent (e.g. IntrinsicPPO) plugs in by adding one entry to ``_ALGOS``; its config
-file names it with ``algo: <name>`` and puts the constructor arguments under ``<name>:``.
+An agent config names its class with ``algo: <name>``; the constructor arguments are the
+shared PPO settings under ``ppo:`` plus, for intrinsic agents, the exploration settings under
+``intrinsic:`` (so ``ppo``, ``ppo_rnd`` and ``ppo_rdd`` differ only in exploration).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
+from rndx.agents.intrinsic_ppo import IntrinsicPPO
 from rndx.config import to_dict
 
-_ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO}
+_ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "intrinsic_ppo": IntrinsicPPO}
 
 
 def known_algos() -> list[str]:
@@ -58,7 +60,12 @@ def build_agent(
     """
     algo = str(cfg_agent.algo)
     cls = algo_class(algo)
-    kwargs: dict[str, Any] = to_dict(cfg_agent.get(algo))
+    kwargs: dict[str, Any] = to_dict(cfg_agent.get("ppo"))
+    if algo == "intrinsic_ppo":
+        kwargs.update(to_dict(cfg_agent.get("intrinsic")))
+    elif cfg_agent.get("intrinsic") is not None:
+        raise ValueError(f"agent {cfg_agent.get('name')!r}: algo {algo!r} takes no 'intrinsic' "
+                         "settings; use algo: intrinsic_ppo")
     return cls(
         policy_name(env.observation_space),
         env,

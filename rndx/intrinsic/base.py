@@ -1,0 +1,141 @@
+"""The interface every intrinsic reward module implements, independent of PPO.
+
+A module sees inputs (a batch of next observations, or a chosen part of them, or the pose
+from ``info``), returns a novelty bonus per input, and trains its predictor on batches of
+inputs. The agent decides when to call what; the module never steps an environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rndx.intrinsic.normalization import IntrinsicRewardNormalizer, RunningMeanStd
+
+
+def mlp(sizes: Sequence[int], gain_last: float = 1.0) -> nn.Sequential:
+    """ReLU MLP with orthogonal init (sqrt(2) gain for hidden layers, as in RND)."""
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        lin = nn.Linear(sizes[i], sizes[i + 1])
+        last = i == len(sizes) - 2
+        nn.init.orthogonal_(lin.weight, gain=gain_last if last else np.sqrt(2))
+        nn.init.zeros_(lin.bias)
+        layers.append(lin)
+        if not last:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class InputSelector:
+    """Which part of a transition feeds the module: ``"obs"`` (the whole observation),
+    a list of observation indices, or ``"pose"`` (``info["pose"]``: x, y, cos, sin)."""
+
+    def __init__(self, spec: str | Sequence[int] = "obs"):
+        if isinstance(spec, str) and spec not in ("obs", "pose"):
+            raise ValueError(f"intrinsic input={spec!r}; allowed: 'obs', 'pose' or a list of "
+                             "observation indices")
+        self.spec = spec if isinstance(spec, str) else [int(i) for i in spec]
+
+    def dim(self, obs_dim: int) -> int:
+        if self.spec == "obs":
+            return obs_dim
+        if self.spec == "pose":
+            return 4
+        bad = [i for i in self.spec if not -obs_dim <= i < obs_dim]
+        if bad:
+            raise ValueError(f"intrinsic input indices {bad} out of range for obs_dim={obs_dim}")
+        return len(self.spec)
+
+    def __call__(self, obs: np.ndarray, infos: Sequence[dict[str, Any]] | None = None
+                 ) -> np.ndarray:
+        """(n, obs_dim) observations (+ per-env infos) -> (n, input_dim) inputs."""
+        if self.spec == "obs":
+            return obs
+        if self.spec == "pose":
+            if not infos or "pose" not in infos[0]:
+                raise KeyError("intrinsic input 'pose' needs info['pose'] from the env "
+                               "(the rndx AGV envs provide it)")
+            return np.stack([np.asarray(i["pose"], dtype=np.float32) for i in infos])
+        return obs[:, self.spec]
+
+
+class IntrinsicModule(nn.Module):
+    """Novelty bonus from a predictor trained against a fixed random target.
+
+    Shared machinery: input normalisation (running mean/std, whitened input clipped to
+    [-5, 5]) and intrinsic-return normalisation. Subclasses define ``_bonus`` and
+    ``_loss`` on normalised inputs.
+
+    :param input_dim: size of one input vector
+    :param gamma: discount of the intrinsic return used for reward normalisation
+    :param learning_rate: Adam learning rate of the predictor
+    :param update_proportion: fraction of each batch the predictor trains on, so its
+        effective batch stays constant as the number of envs grows (RND: 0.25 for 128 envs)
+    :param obs_clip: clip of the whitened input
+    """
+
+    def __init__(self, input_dim: int, gamma: float = 0.99, learning_rate: float = 1e-4,
+                 update_proportion: float = 1.0, obs_clip: float = 5.0):
+        super().__init__()
+        if not 0.0 < update_proportion <= 1.0:
+            raise ValueError(f"update_proportion={update_proportion!r} must be in (0, 1]")
+        self.input_dim = input_dim
+        self.learning_rate = learning_rate
+        self.update_proportion = update_proportion
+        self.obs_clip = obs_clip
+        self.obs_rms = RunningMeanStd((input_dim,))
+        self.reward_normalizer = IntrinsicRewardNormalizer(gamma)
+        self.optimizer: torch.optim.Optimizer | None = None
+
+    def _make_optimizer(self) -> None:
+        """Call at the end of a subclass __init__: covers the trainable (predictor) params."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(params, lr=self.learning_rate)
+
+    # --- subclass hooks, on normalised inputs -------------------------------------------
+    def _bonus(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _loss(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-sample predictor loss (batch,)."""
+        raise NotImplementedError
+
+    # --- public interface ----------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.obs_rms.mean.device
+
+    def _prepare(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
+        x = torch.as_tensor(x, dtype=torch.float32, device=self.device)
+        return self.obs_rms.normalize(x, self.obs_clip)
+
+    @torch.no_grad()
+    def compute(self, inputs: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Raw (unnormalised) bonus (n,) for a batch of inputs (n, input_dim)."""
+        return self._bonus(self._prepare(inputs)).cpu().numpy()
+
+    def update_input_stats(self, inputs: np.ndarray | torch.Tensor) -> None:
+        self.obs_rms.update(inputs)
+
+    def normalize_rewards(self, rewards: np.ndarray) -> np.ndarray:
+        """(T, n_envs) raw bonuses -> divided by the running std of the intrinsic return."""
+        return self.reward_normalizer(rewards)
+
+    def update(self, inputs: np.ndarray | torch.Tensor,
+               generator: torch.Generator | None = None) -> dict[str, float]:
+        """One predictor gradient step on a random ``update_proportion`` share of the batch."""
+        assert self.optimizer is not None, "subclasses must call _make_optimizer()"
+        x = self._prepare(inputs)
+        loss_all = self._loss(x)
+        keep = (torch.rand(len(x), generator=generator, device=x.device)
+                < self.update_proportion).float()
+        loss = (loss_all * keep).sum() / keep.sum().clamp(min=1.0)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return {"predictor_loss": float(loss_all.mean().detach())}

@@ -1,0 +1,42 @@
+"""Random Distribution Distillation (Fang et al., 2025, arXiv 2505.11044)."""
+
+from __future__ import annotations
+
+import torch
+
+from rndx.intrinsic.base import IntrinsicModule, mlp
+
+
+class RDD(IntrinsicModule):
+    """Like RND, but the target of a state is a fresh sample N(mu(s), sigma^2) at every
+    visit, with mu a frozen random network. The predictor regresses onto the samples:
+
+        loss  = ||f(s) - (mu(s) + sigma * eps)||^2,   eps ~ N(0, I)
+        bonus = (1/d) ||f(s) - mu(s)||^2              (against the MEAN)
+
+    After n visits the predictor sits about sigma^2/n from mu in expectation, so the bonus
+    decays like a pseudo-count 1/n plus a prediction-error term.
+
+    :param sigma: std of the target distribution (paper: 1)
+    """
+
+    def __init__(self, input_dim: int, hidden: int = 64, output_dim: int = 64,
+                 target_layers: int = 2, sigma: float = 1.0, **kwargs):
+        super().__init__(input_dim, **kwargs)
+        if sigma < 0:
+            raise ValueError(f"sigma={sigma!r} must be >= 0")
+        self.sigma = sigma
+        self.output_dim = output_dim
+        self.target = mlp([input_dim] + [hidden] * target_layers + [output_dim])
+        self.predictor = mlp([input_dim] + [hidden] * (target_layers + 1) + [output_dim])
+        self.target.requires_grad_(False)
+        self._make_optimizer()
+
+    def _bonus(self, x: torch.Tensor) -> torch.Tensor:
+        return ((self.predictor(x) - self.target(x)) ** 2).sum(dim=1) / self.output_dim
+
+    def _loss(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            mu = self.target(x)
+            sample = mu + self.sigma * torch.randn_like(mu)
+        return ((self.predictor(x) - sample) ** 2).sum(dim=1)

@@ -1,0 +1,168 @@
+"""IntrinsicPPO: two GAEs by hand, two value heads, bootstrapping, save/load, logging, e2e."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+from hydra import compose, initialize_config_dir
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import KVWriter, Logger
+
+from rndx.agents.intrinsic_ppo import DualRolloutBuffer, DualValuePolicy, IntrinsicPPO, gae
+from rndx.envs import make_sb3_vec_env
+from rndx.paths import config_dir
+from rndx.train import train
+
+
+def _buffer(n_steps: int = 3) -> DualRolloutBuffer:
+    return DualRolloutBuffer(n_steps, spaces.Box(-1, 1, (1,)), spaces.Box(-1, 1, (1,)),
+                             gae_lambda=0.8, gamma=0.9, n_envs=1, gamma_int=0.99,
+                             ext_coef=2.0, int_coef=1.0, intrinsic_dim=1)
+
+
+def test_two_gaes_by_hand_with_an_episode_end_in_the_middle() -> None:
+    """T=3, one env; the episode ends after step 1, so step 2 starts a new episode.
+
+    extrinsic (episodic, gamma 0.9, lambda 0.8), r = [1, 0, 2], V = [0.5, 0.2, 0.1], V_T = 0.3
+      t=2: delta = 2 + 0.9*0.3 - 0.1 = 2.17                       A = 2.17
+      t=1: next is a new episode -> delta = 0 - 0.2 = -0.2         A = -0.2
+      t=0: delta = 1 + 0.9*0.2 - 0.5 = 0.68;  A = 0.68 + 0.72*(-0.2) = 0.536
+    intrinsic (non-episodic, gamma 0.99), r = [0.1, 0.4, 0.3], V = [1.0, 0.9, 0.8], V_T = 0.7
+      t=2: delta = 0.3 + 0.99*0.7 - 0.8 = 0.193                    A = 0.193
+      t=1: runs through the episode end: delta = 0.4 + 0.99*0.8 - 0.9 = 0.292
+           A = 0.292 + 0.792*0.193 = 0.444856
+      t=0: delta = 0.1 + 0.99*0.9 - 1.0 = -0.009;  A = -0.009 + 0.792*0.444856 = 0.34332595
+    """
+    buf = _buffer()
+    starts = [1.0, 0.0, 1.0]
+    for t, (r, v_ext, v_int) in enumerate(zip([1.0, 0.0, 2.0], [0.5, 0.2, 0.1],
+                                              [1.0, 0.9, 0.8])):
+        buf.add(np.zeros((1, 1)), np.zeros((1, 1)), np.array([r]), np.array([starts[t]]),
+                torch.tensor([[v_ext, v_int]]), torch.zeros(1))
+    buf.rewards_int = np.array([[0.1], [0.4], [0.3]], dtype=np.float32)
+    buf.compute_returns_and_advantage(torch.tensor([[0.3, 0.7]]), dones=np.array([False]))
+    a_ext = np.array([0.536, -0.2, 2.17])
+    a_int = np.array([0.34332595, 0.444856, 0.193])
+    np.testing.assert_allclose(buf.advantages_ext[:, 0], a_ext, rtol=1e-5)
+    np.testing.assert_allclose(buf.advantages_int[:, 0], a_int, rtol=1e-5)
+    np.testing.assert_allclose(buf.advantages[:, 0], 2 * a_ext + a_int, rtol=1e-5)
+    np.testing.assert_allclose(buf.returns[:, 0], a_ext + [0.5, 0.2, 0.1], rtol=1e-5)
+    np.testing.assert_allclose(buf.returns_int[:, 0], a_int + [1.0, 0.9, 0.8], rtol=1e-5)
+
+
+def test_gae_last_step_done_cuts_only_the_extrinsic_stream() -> None:
+    r, v = np.array([[1.0]]), np.array([[0.5]])
+    starts = np.zeros((1, 1))
+    ext = gae(r, v, starts, np.array([2.0]), np.array([True]), 0.9, 0.95, episodic=True)
+    intr = gae(r, v, starts, np.array([2.0]), np.array([True]), 0.9, 0.95, episodic=False)
+    assert ext[0, 0] == pytest.approx(1.0 - 0.5)
+    assert intr[0, 0] == pytest.approx(1.0 + 0.9 * 2.0 - 0.5)
+
+
+def _agent(env_kwargs: dict | None = None, **kwargs) -> IntrinsicPPO:
+    env = make_sb3_vec_env("rndx/AGVWarehouse-v0", 4, seed=0, max_episode_steps=30,
+                           env_kwargs=env_kwargs)
+    args = dict(n_steps=32, batch_size=64, n_epochs=2, seed=0, init_steps=5)
+    args.update(kwargs)
+    return IntrinsicPPO("MlpPolicy", env, **args)
+
+
+def test_policy_has_two_value_heads_covered_by_the_optimiser() -> None:
+    model = _agent()
+    assert isinstance(model.policy, DualValuePolicy)
+    assert model.policy.value_net.out_features == 2
+    opt_params = {id(p) for g in model.policy.optimizer.param_groups for p in g["params"]}
+    assert {id(p) for p in model.policy.value_net.parameters()} <= opt_params
+    obs = torch.as_tensor(model.env.reset())
+    assert model.policy.predict_values(obs).shape == (4, 2)
+
+
+class _BootstrapCheck(BaseCallback):
+    """Records gamma * V_ext(final obs) at every truncation, then checks the buffer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.expected: dict[tuple[int, int], float] = {}
+        self.checked = 0
+
+    def _on_step(self) -> bool:
+        t = self.locals["n_steps"]
+        for e, info in enumerate(self.locals["infos"]):
+            if info.get("TimeLimit.truncated"):
+                obs = torch.as_tensor(info["terminal_observation"][None])
+                with torch.no_grad():
+                    v = self.model.policy.predict_values(obs)[0]
+                self.expected[(t, e)] = self.model.gamma * float(v[0])
+        return True
+
+    def _on_rollout_end(self) -> None:
+        rewards = self.locals["rollout_buffer"].rewards
+        for (t, e), value in self.expected.items():
+            assert rewards[t, e] == pytest.approx(value, rel=1e-5, abs=1e-7)
+            self.checked += 1
+        others = np.ones_like(rewards, dtype=bool)
+        for t, e in self.expected:
+            others[t, e] = False
+        assert np.all(rewards[others] == 0.0)  # no other reward: penalty 0, no goal reached
+
+
+def test_truncation_bootstraps_the_extrinsic_stream_from_the_final_observation() -> None:
+    model = _agent(env_kwargs={"collision_penalty": 0.0}, n_steps=64)
+    check = _BootstrapCheck()
+    model.learn(64 * 4, callback=check)
+    assert check.checked > 0
+
+
+@pytest.mark.parametrize("kind,inp", [("rnd", "obs"), ("rdd", "pose")])
+def test_save_load_gives_identical_actions_and_intrinsic_rewards(tmp_path: Path, kind: str,
+                                                                 inp: str) -> None:
+    model = _agent(intrinsic=kind, intrinsic_input=inp)
+    model.learn(256)
+    model.save(tmp_path / "m.zip")
+    loaded = IntrinsicPPO.load(tmp_path / "m.zip", env=model.env)
+    obs = model.env.reset()
+    infos = [{"pose": np.array([1.0, 2.0, 0.0, 1.0], np.float32)}] * 4
+    a1, _ = model.predict(obs, deterministic=True)
+    a2, _ = loaded.predict(obs, deterministic=True)
+    np.testing.assert_array_equal(a1, a2)
+    x = model.intrinsic_inputs(obs, infos)
+    np.testing.assert_array_equal(model.intrinsic.compute(x), loaded.intrinsic.compute(x))
+    for name, t in model.intrinsic.state_dict().items():
+        assert torch.equal(t, loaded.intrinsic.state_dict()[name]), name
+    assert loaded._intrinsic_ready  # no second random-action initialisation after loading
+
+
+class _KeyRecorder(KVWriter):
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+
+    def write(self, key_values, key_excluded, step=0) -> None:  # noqa: ANN001
+        self.keys |= set(key_values)
+
+
+def test_logs_the_documented_tensorboard_keys() -> None:
+    model = _agent()
+    recorder = _KeyRecorder()
+    model.set_logger(Logger(folder=None, output_formats=[recorder]))
+    model.learn(512)
+    for k in ("intrinsic/reward_mean", "intrinsic/reward_std", "intrinsic/predictor_loss",
+              "train/value_loss_ext", "train/value_loss_int", "train/policy_gradient_loss",
+              "train/entropy_loss", "train/approx_kl", "train/clip_fraction",
+              "rollout/ep_rew_mean", "rollout/success_rate"):
+        assert k in recorder.keys, k
+
+
+@pytest.mark.parametrize("agent", ["ppo", "ppo_rnd", "ppo_rdd"])
+def test_end_to_end_smoke_run_for_each_agent(tmp_path: Path, agent: str) -> None:
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=smoke", f"agent={agent}",
+                                          f"run_dir={tmp_path}"])
+    train(cfg)
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert result["episodes"] == cfg.eval.episodes
+    assert (tmp_path / "model.zip").is_file() and any((tmp_path / "tb").rglob("events*"))
