@@ -283,3 +283,26 @@ def test_rgb_render_is_a_drawn_top_down_frame() -> None:
     frame = env.render()
     assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
     assert len(np.unique(frame.reshape(-1, 3), axis=0)) > 8  # shelves, robot, goal, rays...
+
+
+def test_obstacle_agvs_keep_to_one_side_of_the_aisle() -> None:
+    """AGV routes run 0.5 m off an aisle's centre line, leaving room to pass them."""
+    env = gym.make("rndx/AGVWarehouseDynamic-v0")
+    env.reset(seed=4)
+    core = env.unwrapped.core
+    lanes = core.world.lanes
+    for j in range(core.cfg.n_agvs):
+        p0, p1 = core.obs_p0[0, j], core.obs_p1[0, j]
+        offsets = []
+        for lane in lanes:
+            a, b = lane[:2], lane[2:]
+            u = (b - a) / np.linalg.norm(b - a)
+            if abs(abs(np.dot(u, (p1 - p0) / np.linalg.norm(p1 - p0))) - 1) < 1e-9:
+                offsets.append(abs(np.cross(u, p0 - a)))
+        assert min(offsets) == pytest.approx(0.5)
+
+
+def test_unreachable_min_goal_distance_is_an_error() -> None:
+    env = gym.make("rndx/AGVWarehouse-v0", min_goal_distance=100.0)
+    with pytest.raises(ValueError, match="min_goal_distance=100.0"):
+        env.reset(seed=0)

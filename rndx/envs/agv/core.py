@@ -21,6 +21,8 @@ from rndx.envs.agv.geometry import cast_rays, collisions, features, goal_events,
 from rndx.envs.agv.world import World, get_world
 
 TASKS = ("reach", "pick_drop")
+AGV_LANE_OFFSET = 0.5  # metres from the aisle's centre line to an obstacle AGV's path
+START_MARGIN = 0.15  # metres of free space around a sampled start or goal beyond the radius
 REWARDS = ("sparse", "dense")
 
 
@@ -51,7 +53,7 @@ class AGVConfig:
     n_agvs: int = 0
     n_pedestrians: int = 0
     agv_speed: float = 1.0
-    agv_radius: float = 0.45
+    agv_radius: float = 0.4
     pedestrian_speed: tuple[float, float] = (0.5, 1.3)
     pedestrian_radius: float = 0.25
     actuator_gain: float = 1.0
@@ -175,11 +177,20 @@ class AGVCore:
                 self.goal[i] = self._sample_point(rng, self.pick_cells)
                 self.final_goal[i] = self._sample_point(rng, self.drop_cells)
             else:
+                best, best_d = None, -1.0
                 for _ in range(100):
                     g = self._sample_point(rng, self.goal_cells)
-                    if np.hypot(*(g - self.pos[i])) >= cfg.min_goal_distance:
+                    d = float(np.hypot(*(g - self.pos[i])))
+                    if d > best_d:
+                        best, best_d = g, d
+                    if d >= cfg.min_goal_distance:
                         break
-                self.goal[i] = self.final_goal[i] = g
+                if best_d < cfg.min_goal_distance:
+                    raise ValueError(
+                        f"layout {self.world.layout.name!r}: no goal cell is at least "
+                        f"min_goal_distance={cfg.min_goal_distance} m from the start; the "
+                        f"farthest found was {best_d:.2f} m")
+                self.goal[i] = self.final_goal[i] = best
             self._reset_obstacles(i, rng)
         self.v[idx] = 0.0
         self.w[idx] = 0.0
@@ -212,11 +223,13 @@ class AGVCore:
             self.trail = [self.pos[i].copy()]
 
     def _sample_point(self, rng: np.random.Generator, cells: np.ndarray) -> np.ndarray:
-        """A uniform point in a random cell of ``cells`` with clearance; else the cell centre."""
+        """A uniform point in a random cell of ``cells`` keeping ``start_clearance`` from
+        walls and shelves (so a start is never a collision one steering step away); else
+        the cell centre."""
         cell = self.world.layout.cell
         centre = cells[rng.integers(len(cells))]
         p = centre + rng.uniform(-0.5, 0.5, size=2) * cell
-        if self.world.clearance(p[None])[0] < self.cfg.radius + 0.05:
+        if self.world.clearance(p[None])[0] < self.cfg.radius + START_MARGIN:
             return centre.copy()
         return p
 
@@ -225,6 +238,12 @@ class AGVCore:
         for j in range(self.m):
             lane = lanes[rng.integers(len(lanes))]
             a, b = lane[:2], lane[2:]
+            if j < cfg.n_agvs:
+                # AGVs keep to one side of the 2 m aisle (like real warehouse traffic), so the
+                # other side leaves room for the vehicle to pass: 2 - 2 * 0.5 m >= 2 * radius
+                side = np.array([-(b - a)[1], (b - a)[0]]) / max(np.hypot(*(b - a)), 1e-9)
+                shift = side * (AGV_LANE_OFFSET * rng.choice([-1.0, 1.0]))
+                a, b = a + shift, b + shift
             if j >= cfg.n_agvs:  # pedestrians walk a random stretch of an aisle
                 t0, t1 = np.sort(rng.uniform(0.0, 1.0, size=2))
                 a, b = a + t0 * (b - a), a + max(t1, t0 + 0.2) * (b - a)

@@ -64,7 +64,8 @@ class _BatchedFace:
         if self.max_episode_steps is None:
             truncated = np.zeros(self.core.n, dtype=bool)
         else:
-            truncated = (self.core.steps >= self.max_episode_steps) & ~terminated
+            # Gymnasium's TimeLimit semantics: truncated even when the step also terminates
+            truncated = self.core.steps >= self.max_episode_steps
         return reward, events, terminated, truncated
 
     def _render(self) -> np.ndarray | None:
@@ -168,7 +169,8 @@ class AGVSB3VecEnv(_BatchedFace, VecEnv):
         for i in ended:
             infos[i]["is_success"] = bool(events["success"][i])
             infos[i]["terminal_observation"] = obs[i].copy()
-            infos[i]["TimeLimit.truncated"] = bool(truncated[i])
+            # SB3 bootstraps only episodes cut by the time limit, not terminated ones
+            infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
         if len(ended):
             self.core.reset_envs(ended)
             obs[ended] = self.core.observe(ended)
