@@ -57,7 +57,8 @@ class DualRolloutBufferSamples(NamedTuple):
     old_log_prob: th.Tensor
     advantages: th.Tensor  # combined
     returns: th.Tensor  # (batch, 2): ext, int
-    intrinsic_inputs: th.Tensor  # what the predictor trains on (next-observation inputs)
+    intrinsic_x: th.Tensor  # normalised next-observation inputs the predictor trains on
+    intrinsic_target: th.Tensor  # the frozen network's output for them
 
 
 class DualRolloutBuffer(RolloutBuffer):
@@ -65,9 +66,10 @@ class DualRolloutBuffer(RolloutBuffer):
     SB3 meaning for the extrinsic stream; ``*_int`` arrays hold the intrinsic one."""
 
     def __init__(self, *args: Any, gamma_int: float = 0.99, ext_coef: float = 2.0,
-                 int_coef: float = 1.0, intrinsic_dim: int = 1, **kwargs: Any):
+                 int_coef: float = 1.0, intrinsic_dim: int = 1, target_dim: int = 1,
+                 **kwargs: Any):
         self.gamma_int, self.ext_coef, self.int_coef = gamma_int, ext_coef, int_coef
-        self.intrinsic_dim = intrinsic_dim
+        self.intrinsic_dim, self.target_dim = intrinsic_dim, target_dim
         super().__init__(*args, **kwargs)
 
     def reset(self) -> None:
@@ -78,6 +80,8 @@ class DualRolloutBuffer(RolloutBuffer):
         self.advantages_ext = np.zeros(shape, dtype=np.float32)
         self.advantages_int = np.zeros(shape, dtype=np.float32)
         self.intrinsic_inputs = np.zeros((*shape, self.intrinsic_dim), dtype=np.float32)
+        self.intrinsic_x = np.zeros((*shape, self.intrinsic_dim), dtype=np.float32)
+        self.intrinsic_target = np.zeros((*shape, self.target_dim), dtype=np.float32)
         super().reset()
 
     def add(self, obs, action, reward, episode_start, value, log_prob,  # noqa: ANN001
@@ -103,7 +107,7 @@ class DualRolloutBuffer(RolloutBuffer):
 
     def get(self, batch_size: int | None = None):
         if not self.generator_ready:
-            for name in ("values_int", "returns_int", "intrinsic_inputs"):
+            for name in ("values_int", "returns_int", "intrinsic_x", "intrinsic_target"):
                 self.__dict__[name] = self.swap_and_flatten(self.__dict__[name])
         yield from super().get(batch_size)
 
@@ -117,7 +121,8 @@ class DualRolloutBuffer(RolloutBuffer):
             self.advantages[batch_inds].flatten(),
             np.stack([self.returns[batch_inds].flatten(),
                       self.returns_int[batch_inds].flatten()], axis=1),
-            self.intrinsic_inputs[batch_inds],
+            self.intrinsic_x[batch_inds],
+            self.intrinsic_target[batch_inds],
         )
         return DualRolloutBufferSamples(*tuple(map(self.to_torch, data)))
 
@@ -191,12 +196,13 @@ class IntrinsicPPO(PPO):
     def _setup_model(self) -> None:
         self.selector = InputSelector(self.intrinsic_input)
         in_dim = self.selector.dim(int(np.prod(self.observation_space.shape)))
-        self.rollout_buffer_kwargs = {**self.rollout_buffer_kwargs, "gamma_int": self.gamma_int,
-                                      "ext_coef": self.ext_coef, "int_coef": self.int_coef,
-                                      "intrinsic_dim": in_dim}
-        super()._setup_model()
         kwargs = {"gamma": self.gamma_int, **self.intrinsic_kwargs}
         self.intrinsic = build_intrinsic(self.intrinsic_kind, in_dim, **kwargs).to(self.device)
+        target_dim = self.intrinsic.training_batch(np.zeros((1, in_dim)))[1].shape[1]
+        self.rollout_buffer_kwargs = {**self.rollout_buffer_kwargs, "gamma_int": self.gamma_int,
+                                      "ext_coef": self.ext_coef, "int_coef": self.int_coef,
+                                      "intrinsic_dim": in_dim, "target_dim": target_dim}
+        super()._setup_model()
         self._intrinsic_ready = False
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
@@ -247,7 +253,6 @@ class IntrinsicPPO(PPO):
         self.policy.set_training_mode(False)
         rollout_buffer.reset()
         rollout_buffer.int_coef = self.int_coef_schedule(1.0 - self._current_progress_remaining)
-        raw_int = np.zeros((n_rollout_steps, env.num_envs), dtype=np.float32)
         if self.use_sde:
             self.policy.reset_noise(env.num_envs)
         callback.on_rollout_start()
@@ -271,7 +276,6 @@ class IntrinsicPPO(PPO):
             self._update_info_buffer(infos, dones)
 
             inputs = self.intrinsic_inputs(self._real_next_obs(new_obs, dones, infos), infos)
-            raw_int[n_steps] = self.intrinsic.compute(inputs)
             if isinstance(self.action_space, spaces.Discrete):
                 actions = actions.reshape(-1, 1)
             # time-limit truncation: bootstrap the EXTRINSIC return from V_ext(final obs)
@@ -287,10 +291,18 @@ class IntrinsicPPO(PPO):
             self._last_obs, self._last_episode_starts = new_obs, dones
             n_steps += 1
 
+        # r_int(s') for the whole rollout in one batch: the predictor and the input
+        # statistics do not change during a rollout, so this equals step-by-step computing
+        flat = rollout_buffer.intrinsic_inputs.reshape(-1, rollout_buffer.intrinsic_dim)
+        raw_int = self.intrinsic.compute(flat).reshape(n_rollout_steps, env.num_envs)
         rollout_buffer.rewards_int = self.intrinsic.normalize_rewards(raw_int).astype(np.float32)
-        # input statistics follow the data after this rollout's bonuses (as CleanRL/RND do)
-        self.intrinsic.update_input_stats(
-            rollout_buffer.intrinsic_inputs.reshape(-1, rollout_buffer.intrinsic_dim))
+        # input statistics follow the data after this rollout's bonuses (as CleanRL/RND do);
+        # the predictor then trains on inputs normalised with the updated statistics
+        self.intrinsic.update_input_stats(flat)
+        x, target = self.intrinsic.training_batch(flat)
+        shape = (n_rollout_steps, env.num_envs)
+        rollout_buffer.intrinsic_x = x.cpu().numpy().reshape(*shape, -1)
+        rollout_buffer.intrinsic_target = target.cpu().numpy().reshape(*shape, -1)
         with th.no_grad():
             values = self.policy.predict_values(obs_as_tensor(new_obs, self.device))
         rollout_buffer.compute_returns_and_advantage(last_values=values, dones=dones)
@@ -354,7 +366,7 @@ class IntrinsicPPO(PPO):
                 th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
                 self.policy.optimizer.step()
                 # the predictor trains on a random update-proportion share of the minibatch
-                metrics = self.intrinsic.update(data.intrinsic_inputs)
+                metrics = self.intrinsic.update_prepared(data.intrinsic_x, data.intrinsic_target)
                 logs["predictor_loss"].append(metrics["predictor_loss"])
             self._n_updates += 1
             if not continue_training:

@@ -68,8 +68,8 @@ class IntrinsicModule(nn.Module):
     """Novelty bonus from a predictor trained against a fixed random target.
 
     Shared machinery: input normalisation (running mean/std, whitened input clipped to
-    [-5, 5]) and intrinsic-return normalisation. Subclasses define ``_bonus`` and
-    ``_loss`` on normalised inputs.
+    [-5, 5]) and intrinsic-return normalisation. Subclasses define ``_target`` (the frozen
+    network's output), ``_bonus`` and ``_loss`` on normalised inputs.
 
     :param input_dim: size of one input vector
     :param gamma: discount of the intrinsic return used for reward normalisation
@@ -92,17 +92,30 @@ class IntrinsicModule(nn.Module):
         self.reward_normalizer = IntrinsicRewardNormalizer(gamma)
         self.optimizer: torch.optim.Optimizer | None = None
 
+    def _build_networks(self, hidden: int, output_dim: int, target_layers: int) -> None:
+        """A frozen random ``target`` and a ``predictor`` one hidden layer deeper (RND's
+        asymmetry, so the predictor can fit the target), then the predictor's optimiser."""
+        self.output_dim = output_dim
+        self.target = mlp([self.input_dim] + [hidden] * target_layers + [output_dim])
+        self.predictor = mlp([self.input_dim] + [hidden] * (target_layers + 1) + [output_dim])
+        self.target.requires_grad_(False)
+        self._make_optimizer()
+
     def _make_optimizer(self) -> None:
         """Call at the end of a subclass __init__: covers the trainable (predictor) params."""
         params = [p for p in self.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=self.learning_rate)
 
     # --- subclass hooks, on normalised inputs -------------------------------------------
+    def _target(self, x: torch.Tensor) -> torch.Tensor:
+        """Output of the frozen random network (batch, out)."""
+        raise NotImplementedError
+
     def _bonus(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def _loss(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-sample predictor loss (batch,)."""
+    def _loss(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-sample predictor loss (batch,) given the frozen network's output."""
         raise NotImplementedError
 
     # --- public interface ----------------------------------------------------------------
@@ -126,16 +139,31 @@ class IntrinsicModule(nn.Module):
         """(T, n_envs) raw bonuses -> divided by the running std of the intrinsic return."""
         return self.reward_normalizer(rewards)
 
+    @torch.no_grad()
+    def training_batch(self, inputs: np.ndarray | torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised inputs and frozen-network outputs for :meth:`update_prepared`.
+
+        The target is fixed, so an agent computes this once per rollout instead of once per
+        minibatch and epoch (the same numbers, a fraction of the time)."""
+        x = self._prepare(inputs)
+        return x, self._target(x)
+
     def update(self, inputs: np.ndarray | torch.Tensor,
                generator: torch.Generator | None = None) -> dict[str, float]:
         """One predictor gradient step on a random ``update_proportion`` share of the batch."""
+        return self.update_prepared(*self.training_batch(inputs), generator=generator)
+
+    def update_prepared(self, x: torch.Tensor, target: torch.Tensor,
+                        generator: torch.Generator | None = None) -> dict[str, float]:
+        """:meth:`update` on the output of :meth:`training_batch` (or a minibatch of it)."""
         assert self.optimizer is not None, "subclasses must call _make_optimizer()"
-        x = self._prepare(inputs)
-        loss_all = self._loss(x)
-        keep = (torch.rand(len(x), generator=generator, device=x.device)
-                < self.update_proportion).float()
-        loss = (loss_all * keep).sum() / keep.sum().clamp(min=1.0)
+        if self.update_proportion < 1.0:
+            keep = torch.rand(len(x), generator=generator, device=x.device) < self.update_proportion
+            if keep.any():
+                x, target = x[keep], target[keep]
+        loss = self._loss(x, target).mean()
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
-        return {"predictor_loss": float(loss_all.mean().detach())}
+        return {"predictor_loss": float(loss.detach())}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rndx.intrinsic.base import IntrinsicModule, mlp
+from rndx.intrinsic.base import IntrinsicModule
 
 
 class RDD(IntrinsicModule):
@@ -26,17 +26,15 @@ class RDD(IntrinsicModule):
         if sigma < 0:
             raise ValueError(f"sigma={sigma!r} must be >= 0")
         self.sigma = sigma
-        self.output_dim = output_dim
-        self.target = mlp([input_dim] + [hidden] * target_layers + [output_dim])
-        self.predictor = mlp([input_dim] + [hidden] * (target_layers + 1) + [output_dim])
-        self.target.requires_grad_(False)
-        self._make_optimizer()
+        self._build_networks(hidden, output_dim, target_layers)
+
+    def _target(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.target(x)  # the mean mu(s)
 
     def _bonus(self, x: torch.Tensor) -> torch.Tensor:
-        return ((self.predictor(x) - self.target(x)) ** 2).sum(dim=1) / self.output_dim
+        return ((self.predictor(x) - self._target(x)) ** 2).sum(dim=1) / self.output_dim
 
-    def _loss(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            mu = self.target(x)
-            sample = mu + self.sigma * torch.randn_like(mu)
+    def _loss(self, x: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+        sample = mu + self.sigma * torch.randn_like(mu)  # a fresh target at every visit
         return ((self.predictor(x) - sample) ** 2).sum(dim=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rndx.intrinsic.base import IntrinsicModule, mlp
+from rndx.intrinsic.base import IntrinsicModule
 
 
 class RND(IntrinsicModule):
@@ -19,15 +19,14 @@ class RND(IntrinsicModule):
     def __init__(self, input_dim: int, hidden: int = 256, output_dim: int = 64,
                  target_layers: int = 2, **kwargs):
         super().__init__(input_dim, **kwargs)
-        self.target = mlp([input_dim] + [hidden] * target_layers + [output_dim])
-        self.predictor = mlp([input_dim] + [hidden] * (target_layers + 1) + [output_dim])
-        self.target.requires_grad_(False)
-        self._make_optimizer()
+        self._build_networks(hidden, output_dim, target_layers)
+
+    def _target(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.target(x)
 
     def _bonus(self, x: torch.Tensor) -> torch.Tensor:
-        return self._loss(x)
+        return self._loss(x, self._target(x))
 
-    def _loss(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            target = self.target(x)
+    def _loss(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return ((self.predictor(x) - target) ** 2).sum(dim=1)

@@ -298,7 +298,7 @@ def test_obstacle_agvs_keep_to_one_side_of_the_aisle() -> None:
             a, b = lane[:2], lane[2:]
             u = (b - a) / np.linalg.norm(b - a)
             if abs(abs(np.dot(u, (p1 - p0) / np.linalg.norm(p1 - p0))) - 1) < 1e-9:
-                offsets.append(abs(np.cross(u, p0 - a)))
+                offsets.append(abs(u[0] * (p0 - a)[1] - u[1] * (p0 - a)[0]))  # 2D cross
         assert min(offsets) == pytest.approx(0.5)
 
 

@@ -71,7 +71,7 @@ def test_rdd_bonus_is_against_the_mean_not_the_sample() -> None:
     x = torch.randn(8, 3)
     b1, b2 = m._bonus(x), m._bonus(x)
     assert torch.equal(b1, b2)  # deterministic: no sampling in the bonus
-    l1, l2 = m._loss(x), m._loss(x)
+    l1, l2 = m._loss(x, m._target(x)), m._loss(x, m._target(x))
     assert not torch.equal(l1, l2)  # the regression target is resampled on every visit
 
 

@@ -26,6 +26,18 @@ def _cell(x: float, y: float, cell: float, rows: int, cols: int) -> tuple[int, i
 
 
 @numba.njit(cache=True)
+def _slab(o: float, d: float, lo: float, hi: float) -> tuple[float, float]:
+    """Ray parameters (entry, exit) of o + t d through the slab lo <= x <= hi; a ray
+    parallel to the slab is inside it everywhere or nowhere (entry > exit: a miss)."""
+    if d != 0.0:
+        t0, t1 = (lo - o) / d, (hi - o) / d
+        return min(t0, t1), max(t0, t1)
+    if lo <= o <= hi:
+        return -np.inf, np.inf
+    return np.inf, -np.inf
+
+
+@numba.njit(cache=True)
 def cast_rays(pos: np.ndarray, theta: np.ndarray, offsets: np.ndarray, boxes: np.ndarray,
               candidates: np.ndarray, cell: float, obs_pos: np.ndarray, obs_radius: np.ndarray,
               max_range: float) -> np.ndarray:
@@ -47,20 +59,8 @@ def cast_rays(pos: np.ndarray, theta: np.ndarray, offsets: np.ndarray, boxes: np
             best = max_range
             for q in range(k):
                 bx = candidates[r, c, q]
-                if dx != 0.0:
-                    t0, t1 = (boxes[bx, 0] - ox) / dx, (boxes[bx, 2] - ox) / dx
-                    lo_x, hi_x = min(t0, t1), max(t0, t1)
-                elif boxes[bx, 0] <= ox <= boxes[bx, 2]:
-                    lo_x, hi_x = -np.inf, np.inf
-                else:
-                    continue
-                if dy != 0.0:
-                    t0, t1 = (boxes[bx, 1] - oy) / dy, (boxes[bx, 3] - oy) / dy
-                    lo_y, hi_y = min(t0, t1), max(t0, t1)
-                elif boxes[bx, 1] <= oy <= boxes[bx, 3]:
-                    lo_y, hi_y = -np.inf, np.inf
-                else:
-                    continue
+                lo_x, hi_x = _slab(ox, dx, boxes[bx, 0], boxes[bx, 2])
+                lo_y, hi_y = _slab(oy, dy, boxes[bx, 1], boxes[bx, 3])
                 near = max(max(lo_x, lo_y), 0.0)
                 far = min(hi_x, hi_y)
                 if far >= near and near < best:

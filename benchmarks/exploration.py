@@ -1,0 +1,169 @@
+"""Success rate against environment steps: ppo vs ppo_rnd vs ppo_rdd on the hard sparse layout.
+
+Every run uses the same Hydra config (``env=agv_warehouse env.kwargs.layout=hard``, sparse
+reward, 2000-step episodes as in the RND-AGV paper's simple scenes) and differs only in
+``agent`` and ``seed``. The success rate
+at a step count is the fraction of successful episodes among the training episodes that
+ended in the last window of steps (50k by default), the usual learning-curve measure.
+
+    python benchmarks/exploration.py                       # 3 agents x 3 seeds x 1M steps
+    python benchmarks/exploration.py --steps 300000 --seeds 0 --agents ppo ppo_rnd
+
+Writes ``benchmarks/results/exploration.json`` (every curve), ``exploration.png`` (mean
+and min-max spread over seeds) and prints a markdown table at 250k / 500k / 1M steps.
+Runs go in parallel over ``--jobs`` processes, one torch thread each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def run_one(agent: str, seed: int, steps: int, window: int, overrides: list[str]) -> dict:
+    """Train one agent; return [(env steps, success rate in the last window)]."""
+    import numpy as np
+    import torch
+    from hydra import compose, initialize_config_dir
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from rndx.agents import build_agent
+    from rndx.envs import make_sb3_vec_env
+    from rndx.paths import config_dir
+
+    torch.set_num_threads(1)
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=[f"agent={agent}", f"seed={seed}",
+                                          "env.kwargs.layout=hard", "env.max_episode_steps=2000",
+                                          *overrides])
+    env = make_sb3_vec_env(cfg.env.id, int(cfg.n_envs), seed, int(cfg.env.max_episode_steps),
+                           dict(cfg.env.kwargs))
+    model = build_agent(cfg.agent, env, seed, "cpu", None)
+
+    class Curve(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ends: list[tuple[int, bool]] = []
+            self.cells: set[tuple[int, int]] = set()  # 1 m cells visited so far
+            self.coverage: list[tuple[int, int]] = []
+
+        def _on_step(self) -> bool:
+            for done, info in zip(self.locals["dones"], self.locals["infos"]):
+                if done:
+                    self.ends.append((self.num_timesteps, bool(info.get("is_success", False))))
+                pose = info.get("pose")
+                if pose is not None:
+                    self.cells.add((int(pose[0]), int(pose[1])))
+            return True
+
+        def _on_rollout_end(self) -> None:
+            self.coverage.append((self.num_timesteps, len(self.cells)))
+
+    curve = Curve()
+    start = time.perf_counter()
+    model.learn(steps, callback=curve)
+    seconds = time.perf_counter() - start
+    ends = np.array(curve.ends, dtype=np.int64).reshape(-1, 2)
+    points = []
+    for t in range(window, steps + 1, window // 2):
+        sel = (ends[:, 0] > t - window) & (ends[:, 0] <= t)
+        points.append((t, float(ends[sel, 1].mean()) if sel.any() else 0.0))
+    free_cells = int((~env.unwrapped.core.world.layout.solid).sum())
+    return {"agent": agent, "seed": seed, "curve": points, "seconds": seconds,
+            "coverage": curve.coverage, "free_cells": free_cells,
+            "episodes": int(len(ends)), "successes": int(ends[:, 1].sum())}
+
+
+def at(curve: list, step: int) -> float:
+    """Success rate of the last curve point at or before ``step``."""
+    vals = [v for t, v in curve if t <= step]
+    return vals[-1] if vals else float("nan")
+
+
+def table(results: list[dict], marks: list[int]) -> str:
+    import numpy as np
+
+    agents = list(dict.fromkeys(r["agent"] for r in results))
+    head = "| agent | seeds | " + " | ".join(f"{m // 1000}k" for m in marks)
+    head += " | first step at 80% (mean) | floor explored | steps/s |"
+    lines = [head, "|" + "---|" * (len(marks) + 5)]
+    for a in agents:
+        runs = [r for r in results if r["agent"] == a]
+        cells = []
+        for m in marks:
+            v = np.array([at(r["curve"], m) for r in runs])
+            cells.append(f"{v.mean():.2f} ({v.min():.2f}-{v.max():.2f})")
+        firsts = [next((t for t, v in r["curve"] if v >= 0.8), None) for r in runs]
+        reached = [f for f in firsts if f is not None]
+        first = (f"{np.mean(reached) / 1000:.0f}k ({len(reached)}/{len(runs)} seeds)"
+                 if reached else f"never (0/{len(runs)})")
+        speed = np.mean([r["curve"][-1][0] / r["seconds"] for r in runs])
+        explored = np.mean([r["coverage"][-1][1] / r["free_cells"] for r in runs])
+        lines.append(f"| {a} | {len(runs)} | " + " | ".join(cells) + f" | {first} | "
+                     f"{explored:.0%} | {speed:.0f} |")
+    return "\n".join(lines)
+
+
+def plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for a in dict.fromkeys(r["agent"] for r in results):
+        runs = [r for r in results if r["agent"] == a]
+        t = np.array([p[0] for p in runs[0]["curve"]])
+        v = np.array([[p[1] for p in r["curve"]] for r in runs])
+        ax.plot(t, v.mean(0), label=f"{a} (n={len(runs)})")
+        ax.fill_between(t, v.min(0), v.max(0), alpha=0.2)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("success rate (training episodes)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("AGV warehouse, hard layout, sparse reward: mean and min-max over seeds")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--agents", nargs="+", default=["ppo", "ppo_rnd", "ppo_rdd"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--steps", type=int, default=1_000_000)
+    p.add_argument("--window", type=int, default=50_000)
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--tag", default="exploration")
+    p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
+    args = p.parse_args()
+    window = min(args.window, args.steps)
+    jobs = [(a, s) for s in args.seeds for a in args.agents]
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [pool.submit(run_one, a, s, args.steps, window, args.overrides)
+                   for a, s in jobs]
+        results = [f.result() for f in futures]
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{args.tag}.json").write_text(json.dumps(
+        {"args": vars(args), "results": results}, indent=1))
+    plot(results, RESULTS / f"{args.tag}.png")
+    marks = [m for m in (250_000, 500_000, 1_000_000) if m <= args.steps] or [args.steps]
+    cmd = "python benchmarks/exploration.py " + " ".join(
+        f"--{k} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+        for k, v in vars(args).items() if k != "overrides" and v not in (None, []))
+    print(f"## Exploration on the hard sparse layout\n\ncommand: `{cmd}`\n")
+    print(table(results, marks))
+    print(f"\ncurves: {RESULTS / (args.tag + '.png')}")
+
+
+if __name__ == "__main__":
+    main()

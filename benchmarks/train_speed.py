@@ -1,0 +1,79 @@
+"""Training throughput of ppo, ppo_rnd and ppo_rdd, measured side by side in one run.
+
+Each agent is built from its Hydra config on the same env (AGV warehouse, hard layout,
+16 envs, one torch thread) and warmed up for one rollout. The timed chunks (a few whole
+rollouts + updates each) are then taken round-robin over the agents, so load from
+elsewhere on the machine hits every agent alike; the median chunk gives steps/s.
+
+    python benchmarks/train_speed.py [--rollouts 2] [--repeats 5]
+
+Bar (issue 3): the intrinsic agents keep at least 75% of plain PPO's throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def main() -> None:
+    import numpy as np
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    from rndx.agents import build_agent
+    from rndx.envs import make_sb3_vec_env
+    from rndx.paths import config_dir
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--agents", nargs="+", default=["ppo", "ppo_rnd", "ppo_rdd"])
+    p.add_argument("--rollouts", type=int, default=2, help="rollouts per timed chunk")
+    p.add_argument("--repeats", type=int, default=5)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+
+    models = {}
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        for agent in args.agents:
+            cfg = compose("train", overrides=[f"agent={agent}", "env.kwargs.layout=hard",
+                                              "env.max_episode_steps=1000"])
+            env = make_sb3_vec_env(cfg.env.id, int(cfg.n_envs), 0, 1000, dict(cfg.env.kwargs))
+            model = build_agent(cfg.agent, env, 0, "cpu", None)
+            model.learn(model.n_steps * env.num_envs)  # warm-up: numba, torch, init rollout
+            models[agent] = model
+    times: dict[str, list[float]] = {a: [] for a in models}
+    for _ in range(args.repeats):
+        for agent, model in models.items():
+            steps = model.n_steps * model.env.num_envs * args.rollouts
+            t = time.perf_counter()
+            model.learn(steps, reset_num_timesteps=False)
+            times[agent].append(steps / (time.perf_counter() - t))
+
+    base = float(np.median(times[args.agents[0]]))
+    print("## Training throughput (one core)\n")
+    print(f"- machine: {platform.machine()}, {os.cpu_count()} cores, torch "
+          f"{torch.__version__}, 1 torch thread; AGV hard layout, 16 envs, n_steps 256, "
+          f"batch 1024, 10 epochs")
+    print(f"- method: {args.repeats} chunks of {args.rollouts} rollouts + updates per agent, "
+          "round-robin, median")
+    print(f"- command: `python benchmarks/train_speed.py --rollouts {args.rollouts} "
+          f"--repeats {args.repeats}`\n")
+    print(f"| agent | env steps/s (median) | min-max | x {args.agents[0]} |")
+    print("|---|---:|---:|---:|")
+    for agent, ts in times.items():
+        med = float(np.median(ts))
+        print(f"| {agent} | {med:,.0f} | {min(ts):,.0f}-{max(ts):,.0f} | {med / base:.2f} |")
+    for agent in args.agents[1:]:
+        ratio = float(np.median(times[agent])) / base
+        verdict = "PASS" if ratio >= 0.75 else "FAIL"
+        print(f"\n- bar: {agent} keeps >= 75% of {args.agents[0]}'s throughput: {verdict} "
+              f"({ratio:.0%})", end="")
+    print()
+
+
+if __name__ == "__main__":
+    main()
