@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
-from stable_baselines3.common.base_class import BaseAlgorithm
 
 from rndx.agents import load_agent
 from rndx.config import to_dict
@@ -37,7 +36,7 @@ def _episode_quotas(n_episodes: int, n_envs: int) -> np.ndarray:
 
 
 def evaluate_policy_episodes(
-    model: BaseAlgorithm,
+    model: Any,
     env_id: str,
     n_episodes: int,
     seed: int,
@@ -45,7 +44,7 @@ def evaluate_policy_episodes(
     env_kwargs: dict[str, Any] | None = None,
     deterministic: bool = True,
 ) -> dict[str, Any]:
-    """Run ``n_episodes`` whole episodes of ``model`` on a fresh VecEnv and summarise them.
+    """Run ``n_episodes`` whole episodes of ``model`` (SB3's ``predict``) on a fresh VecEnv.
 
     :return: success_rate (None if the env never reports ``is_success``), mean_return,
         std_return, mean_length, episodes, seed.
@@ -63,9 +62,13 @@ def evaluate_policy_episodes(
     successes: list[bool | None] = []
     try:
         obs = env.reset()
+        # as SB3's evaluate_policy: a policy with memory (the chunk policy's action queue)
+        # learns from episode_start which envs just restarted
+        starts = np.ones(n_envs, dtype=bool)
         while (counts < quotas).any():
-            actions, _ = model.predict(obs, deterministic=deterministic)
+            actions, _ = model.predict(obs, episode_start=starts, deterministic=deterministic)
             obs, _, dones, infos = env.step(actions)
+            starts = np.asarray(dones, dtype=bool)
             for i in np.flatnonzero(dones):
                 if counts[i] >= quotas[i] or "episode" not in infos[i]:
                     continue
@@ -119,7 +122,7 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
     return cfg
 
 
-def load_model_file(algo: str, path: str | Path, device: str = "cpu") -> BaseAlgorithm:
+def load_model_file(algo: str, path: str | Path, device: str = "cpu") -> Any:
     """Load a saved model, turning zip-level failures into a clear error.
 
     :raises FileNotFoundError: if ``path`` is missing.
@@ -134,7 +137,7 @@ def load_model_file(algo: str, path: str | Path, device: str = "cpu") -> BaseAlg
     if not zipfile.is_zipfile(model_path):
         raise ValueError(
             f"model file {str(model_path)!r} is corrupt: not a zip archive "
-            "(expected a stable-baselines3 .zip)"
+            "(expected the .zip that the agent's save writes)"
         )
     try:
         return load_agent(algo, model_path, device=device)

@@ -2,12 +2,15 @@
 
 Thin by design: compose the config, build env and agent, learn with checkpoints, save, evaluate.
 Continue a run with ``python -m rndx.train resume=<run dir> [total_timesteps=N]``.
+Imitation agents learn from a demos file instead of the env:
+``python -m rndx.train agent=chunk_flow demos=<file.npz>``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 import torch
@@ -17,12 +20,15 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.utils import set_random_seed
 
-from rndx.agents import build_agent, load_agent
+from rndx.agents import IMITATION_ALGOS, build_agent, load_agent
 from rndx.config import to_dict
 from rndx.evaluate import eval_seed, evaluate_policy_episodes, load_run_config
 from rndx.paths import config_dir
 from rndx.utils.headless import use_headless_backends
 from rndx.utils.io import atomic_save, atomic_write_json, atomic_write_text
+
+if TYPE_CHECKING:
+    from rndx.agents.chunk_flow import ChunkFlowPolicy
 
 # rndx.envs (pygame, MuJoCo) is imported lazily, so this still runs before their first import.
 use_headless_backends()
@@ -118,6 +124,17 @@ def _make_or_load_agent(cfg: DictConfig, env, run_dir: Path, device: str) -> Bas
     return model
 
 
+def _clone(cfg: DictConfig, env, run_dir: Path, device: str) -> ChunkFlowPolicy:
+    """Behaviour cloning from ``cfg.demos`` (the env only supplies the spaces to check)."""
+    from rndx.agents.chunk_flow import clone_from_config
+
+    if cfg.resume is not None:
+        raise ValueError(f"agent {cfg.agent.name!r} cannot be resumed: train it again")
+    return clone_from_config(cfg.agent, cfg.demos, str(cfg.env.id), env.observation_space,
+                             env.action_space, int(cfg.seed), device,
+                             run_dir / "tb" / f"{cfg.agent.name}_1")
+
+
 def train(cfg: DictConfig) -> Path:
     """Train, checkpoint, save and evaluate one run described by ``cfg``; return its run dir."""
     from rndx.envs import make_sb3_vec_env
@@ -136,16 +153,19 @@ def train(cfg: DictConfig) -> Path:
         str(cfg.env.id), int(cfg.n_envs), int(cfg.seed), cfg.env.max_episode_steps, env_kwargs
     )
     try:
-        model = _make_or_load_agent(cfg, env, run_dir, device)
-        remaining = int(cfg.total_timesteps) - model.num_timesteps
-        if remaining > 0:
-            model.learn(
-                total_timesteps=remaining,
-                callback=LatestCheckpoint(run_dir / "checkpoints", int(cfg.checkpoint_every)),
-                tb_log_name=str(cfg.agent.name),
-                reset_num_timesteps=cfg.resume is None,
-                progress_bar=bool(cfg.progress_bar),
-            )
+        if str(cfg.agent.algo) in IMITATION_ALGOS:
+            model = _clone(cfg, env, run_dir, device)
+        else:
+            model = _make_or_load_agent(cfg, env, run_dir, device)
+            remaining = int(cfg.total_timesteps) - model.num_timesteps
+            if remaining > 0:
+                model.learn(
+                    total_timesteps=remaining,
+                    callback=LatestCheckpoint(run_dir / "checkpoints", int(cfg.checkpoint_every)),
+                    tb_log_name=str(cfg.agent.name),
+                    reset_num_timesteps=cfg.resume is None,
+                    progress_bar=bool(cfg.progress_bar),
+                )
     finally:
         env.close()
     atomic_save(model.save, run_dir / "model.zip")
@@ -160,16 +180,17 @@ def train(cfg: DictConfig) -> Path:
         bool(cfg.eval.deterministic),
     )
     atomic_write_json(run_dir / "eval.json", result)
-    _print_summary(run_dir, model.num_timesteps, result)
+    unit = "gradient" if str(cfg.agent.algo) in IMITATION_ALGOS else "env"
+    _print_summary(run_dir, f"{model.num_timesteps} {unit}", result)
     return run_dir
 
 
-def _print_summary(run_dir: Path, num_timesteps: int, result: dict) -> None:
+def _print_summary(run_dir: Path, trained: str, result: dict) -> None:
     """Tell the user where everything landed."""
     success = result["success_rate"]
     success_text = "n/a" if success is None else f"{success:.2f}"
     print(
-        f"trained {num_timesteps} steps | success_rate {success_text} | "
+        f"trained {trained} steps | success_rate {success_text} | "
         f"mean_return {result['mean_return']:.3g} over {result['episodes']} episodes\n"
         f"  model:  {run_dir / 'model.zip'}\n"
         f"  config: {run_dir / 'config.yaml'}\n"

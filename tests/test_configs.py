@@ -56,7 +56,10 @@ def test_every_option_composes(hydra_ctx: None, group: str, option: str) -> None
     if group == "agent":
         assert cfg.agent.name == option
         assert cfg.agent.algo in known_algos()
-        assert "ppo" in cfg.agent  # shared PPO settings; intrinsic agents add intrinsic:
+        if cfg.agent.algo == "chunk_flow":  # imitation: policy and behaviour-cloning settings
+            assert {"policy", "bc"} <= set(cfg.agent) and cfg.demos is None
+        else:
+            assert "ppo" in cfg.agent  # shared PPO settings; intrinsic agents add intrinsic:
 
 
 def test_smoke_experiment_overrides_defaults(hydra_ctx: None) -> None:

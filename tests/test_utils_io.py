@@ -33,5 +33,5 @@ def test_failed_save_keeps_old_file_and_no_temp(tmp_path: Path) -> None:
 
 
 def test_unknown_algo_names_known_ones() -> None:
-    with pytest.raises(ValueError, match="known: intrinsic_ppo, ppo"):
+    with pytest.raises(ValueError, match="known: chunk_flow, intrinsic_ppo, ppo"):
         algo_class("sac_typo")

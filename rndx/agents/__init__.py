@@ -3,6 +3,10 @@
 An agent config names its class with ``algo: <name>``; the constructor arguments are the
 shared PPO settings under ``ppo:`` plus, for intrinsic agents, the exploration settings under
 ``intrinsic:`` (so ``ppo``, ``ppo_rnd`` and ``ppo_rdd`` differ only in exploration).
+
+``chunk_flow`` is not an SB3 algorithm: it learns from demonstrations, not from an env, so
+:func:`build_agent` does not build it (``rndx.train`` calls
+:func:`rndx.agents.chunk_flow.clone_from_config`); :func:`load_agent` loads it like the others.
 """
 
 from __future__ import annotations
@@ -16,10 +20,17 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
+from rndx.agents.chunk_flow import ChunkFlowPolicy
 from rndx.agents.intrinsic_ppo import IntrinsicPPO
 from rndx.config import to_dict
 
-_ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "intrinsic_ppo": IntrinsicPPO}
+# Every class here has ``load(path, env=None, device=...)`` and SB3's ``predict``.
+_ALGOS: dict[str, type[Any]] = {
+    "ppo": PPO, "intrinsic_ppo": IntrinsicPPO, "chunk_flow": ChunkFlowPolicy
+}
+
+# Algorithms trained from demonstrations (``demos=<file>``) instead of env interaction.
+IMITATION_ALGOS = ("chunk_flow",)
 
 
 def known_algos() -> list[str]:
@@ -27,7 +38,7 @@ def known_algos() -> list[str]:
     return sorted(_ALGOS)
 
 
-def algo_class(algo: str) -> type[BaseAlgorithm]:
+def algo_class(algo: str) -> type[Any]:
     """Return the class registered under ``algo``.
 
     :raises ValueError: if ``algo`` is not registered; the message lists the known names.
@@ -60,6 +71,9 @@ def build_agent(
     """
     algo = str(cfg_agent.algo)
     cls = algo_class(algo)
+    if algo in IMITATION_ALGOS:
+        raise ValueError(f"algo {algo!r} learns from demonstrations: train it with "
+                         "`python -m rndx.train agent=chunk_flow demos=<file>`")
     kwargs: dict[str, Any] = to_dict(cfg_agent.get("ppo"))
     if algo == "intrinsic_ppo":
         kwargs.update(to_dict(cfg_agent.get("intrinsic")))
@@ -79,8 +93,8 @@ def build_agent(
 
 def load_agent(
     algo: str, path: str | Path, env: VecEnv | None = None, device: str = "cpu"
-) -> BaseAlgorithm:
-    """Load a saved agent of kind ``algo`` from ``path`` (a ``.zip`` written by ``save``).
+) -> BaseAlgorithm | ChunkFlowPolicy:
+    """Load a saved agent of kind ``algo`` from ``path`` (the file its ``save`` wrote).
 
     :param env: attach this env (needed to continue training); None for prediction only.
     """
