@@ -43,8 +43,12 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--demos", type=int, default=200, help="expert episodes to train on")
-    p.add_argument("--noise", type=float, default=0.3,
-                   help="std of noise on the expert's executed actions while recording")
+    p.add_argument(
+        "--noise",
+        type=float,
+        default=0.3,
+        help="std of noise on the expert's executed actions while recording",
+    )
     p.add_argument("--steps", type=int, default=None, help="BC steps (default: the config's)")
     p.add_argument("--episodes", type=int, default=100, help="evaluation episodes")
     p.add_argument("--eval-seed", type=int, default=1000)
@@ -55,8 +59,7 @@ def main() -> None:
     torch.set_num_threads(1)
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=["agent=chunk_flow", "env=agv_warehouse",
-                                          *args.overrides])
+        cfg = compose("train", overrides=["agent=chunk_flow", "env=agv_warehouse", *args.overrides])
     kwargs = to_dict(cfg.env.kwargs)
     max_steps = int(cfg.env.max_episode_steps)
     bc = to_dict(cfg.agent.bc)
@@ -69,19 +72,22 @@ def main() -> None:
     t_record = time.perf_counter() - t0
     train_demos = demos.successful()
     env = make_sb3_vec_env(ENV_ID, 1, 0, max_steps, kwargs)
-    policy = from_demos(train_demos, env.observation_space, env.action_space, args.seed,
-                        **to_dict(cfg.agent.policy))
+    policy = from_demos(
+        train_demos, env.observation_space, env.action_space, args.seed, **to_dict(cfg.agent.policy)
+    )
     env.close()
     t0 = time.perf_counter()
     losses = behaviour_clone(policy, train_demos, seed=args.seed, **bc)
     t_train = time.perf_counter() - t0
 
     expert = record(ENV_ID, args.episodes, args.eval_seed, max_steps, kwargs)
-    rows = {"expert": {"success_rate": expert.success_rate,
-                       "mean_length": float(expert.lengths.mean())}}
+    rows = {
+        "expert": {"success_rate": expert.success_rate, "mean_length": float(expert.lengths.mean())}
+    }
     for name, det in (("chunk_flow (zero noise)", True), ("chunk_flow (sampled)", False)):
-        r = evaluate_policy_episodes(policy, ENV_ID, args.episodes, args.eval_seed, max_steps,
-                                     kwargs, deterministic=det)
+        r = evaluate_policy_episodes(
+            policy, ENV_ID, args.episodes, args.eval_seed, max_steps, kwargs, deterministic=det
+        )
         rows[name] = {"success_rate": r["success_rate"], "mean_length": r["mean_length"]}
 
     obs = train_demos.obs[0]
@@ -97,42 +103,75 @@ def main() -> None:
 
     pc = cfg.agent.policy
     print("## Chunk policy vs the scripted expert (agv_warehouse, small layout)\n")
-    print(f"- machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          "1 torch thread")
-    print(f"- demos: {args.demos} expert episodes (seeds from {args.seed}), "
-          f"executed-action noise {args.noise}, {train_demos.n_episodes} successful, "
-          f"{len(train_demos.obs)} steps, recorded in "
-          f"{t_record:.1f} s")
-    print(f"- policy: H {pc.horizon}, execute k {pc.execute}, embedding {pc.embedding_dim}, "
-          f"encoder {list(pc.encoder_hidden)}, velocity {list(pc.velocity_hidden)}, "
-          f"{pc.flow_steps} Euler steps")
-    print(f"- training: {bc['steps']} steps of batch {bc['batch_size']}, lr "
-          f"{bc['learning_rate']} cosine, {t_train:.0f} s; bc_loss {losses[0]:.3f} -> "
-          f"{losses[-1]:.3f}")
-    print(f"- evaluation: the same {args.episodes} episodes (seeds from {args.eval_seed}) "
-          "for every row")
-    print(f"- command: `python benchmarks/chunk_policy.py --demos {args.demos} --steps "
-          f"{bc['steps']} --episodes {args.episodes} --noise {args.noise}"
-          + (f" --overrides {' '.join(args.overrides)}" if args.overrides else "") + "`\n")
+    print(
+        f"- machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        "1 torch thread"
+    )
+    print(
+        f"- demos: {args.demos} expert episodes (seeds from {args.seed}), "
+        f"executed-action noise {args.noise}, {train_demos.n_episodes} successful, "
+        f"{len(train_demos.obs)} steps, recorded in "
+        f"{t_record:.1f} s"
+    )
+    print(
+        f"- policy: H {pc.horizon}, execute k {pc.execute}, embedding {pc.embedding_dim}, "
+        f"encoder {list(pc.encoder_hidden)}, velocity {list(pc.velocity_hidden)}, "
+        f"{pc.flow_steps} Euler steps"
+    )
+    print(
+        f"- training: {bc['steps']} steps of batch {bc['batch_size']}, lr "
+        f"{bc['learning_rate']} cosine, {t_train:.0f} s; bc_loss {losses[0]:.3f} -> "
+        f"{losses[-1]:.3f}"
+    )
+    print(
+        f"- evaluation: the same {args.episodes} episodes (seeds from {args.eval_seed}) "
+        "for every row"
+    )
+    print(
+        f"- command: `python benchmarks/chunk_policy.py --demos {args.demos} --steps "
+        f"{bc['steps']} --episodes {args.episodes} --noise {args.noise}"
+        + (f" --overrides {' '.join(args.overrides)}" if args.overrides else "")
+        + "`\n"
+    )
     base = rows["expert"]["success_rate"]
     print("| policy | success rate | x expert | mean length |")
     print("|---|---:|---:|---:|")
     for name, r in rows.items():
-        print(f"| {name} | {r['success_rate']:.2f} | {r['success_rate'] / base:.2f} | "
-              f"{r['mean_length']:.0f} |")
+        print(
+            f"| {name} | {r['success_rate']:.2f} | {r['success_rate'] / base:.2f} | "
+            f"{r['mean_length']:.0f} |"
+        )
     ratio = rows["chunk_flow (zero noise)"]["success_rate"] / base
-    print(f"\n| sampling | median ms per call | min-max |\n|---|---:|---:|\n"
-          f"| sample_chunks(obs, 64), H {pc.horizon}, {pc.flow_steps} steps | {latency_ms:.2f} | "
-          f"{1e3 * min(times):.2f}-{1e3 * max(times):.2f} |\n")
-    print(f"- bar: success >= 0.8 x expert (deterministic predict): "
-          f"{'PASS' if ratio >= 0.8 else 'FAIL'} ({ratio:.2f})")
-    print(f"- bar: sampling B=64, H=16 <= 5 ms: {'PASS' if latency_ms <= 5.0 else 'FAIL'} "
-          f"({latency_ms:.2f} ms)")
+    print(
+        f"\n| sampling | median ms per call | min-max |\n|---|---:|---:|\n"
+        f"| sample_chunks(obs, 64), H {pc.horizon}, {pc.flow_steps} steps | {latency_ms:.2f} | "
+        f"{1e3 * min(times):.2f}-{1e3 * max(times):.2f} |\n"
+    )
+    print(
+        f"- bar: success >= 0.8 x expert (deterministic predict): "
+        f"{'PASS' if ratio >= 0.8 else 'FAIL'} ({ratio:.2f})"
+    )
+    print(
+        f"- bar: sampling B=64, H=16 <= 5 ms: {'PASS' if latency_ms <= 5.0 else 'FAIL'} "
+        f"({latency_ms:.2f} ms)"
+    )
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "chunk_policy.json").write_text(json.dumps({
-        "rows": rows, "ratio": ratio, "latency_ms": latency_ms, "train_s": t_train,
-        "bc_steps": bc["steps"], "losses": losses, "demos": args.demos,
-        "episodes": args.episodes}, indent=2) + "\n")
+    (RESULTS / "chunk_policy.json").write_text(
+        json.dumps(
+            {
+                "rows": rows,
+                "ratio": ratio,
+                "latency_ms": latency_ms,
+                "train_s": t_train,
+                "bc_steps": bc["steps"],
+                "losses": losses,
+                "demos": args.demos,
+                "episodes": args.episodes,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -41,11 +41,19 @@ def run_one(agent: str, seed: int, steps: int, window: int, overrides: list[str]
 
     torch.set_num_threads(1)
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=[f"agent={agent}", f"seed={seed}",
-                                          "env.kwargs.layout=hard", "env.max_episode_steps=2000",
-                                          *overrides])
-    env = make_sb3_vec_env(cfg.env.id, int(cfg.n_envs), seed, int(cfg.env.max_episode_steps),
-                           dict(cfg.env.kwargs))
+        cfg = compose(
+            "train",
+            overrides=[
+                f"agent={agent}",
+                f"seed={seed}",
+                "env.kwargs.layout=hard",
+                "env.max_episode_steps=2000",
+                *overrides,
+            ],
+        )
+    env = make_sb3_vec_env(
+        cfg.env.id, int(cfg.n_envs), seed, int(cfg.env.max_episode_steps), dict(cfg.env.kwargs)
+    )
     model = build_agent(cfg.agent, env, seed, "cpu", None)
 
     class Curve(BaseCallback):
@@ -77,9 +85,16 @@ def run_one(agent: str, seed: int, steps: int, window: int, overrides: list[str]
         sel = (ends[:, 0] > t - window) & (ends[:, 0] <= t)
         points.append((t, float(ends[sel, 1].mean()) if sel.any() else 0.0))
     free_cells = int((~env.unwrapped.core.world.layout.solid).sum())
-    return {"agent": agent, "seed": seed, "curve": points, "seconds": seconds,
-            "coverage": curve.coverage, "free_cells": free_cells,
-            "episodes": int(len(ends)), "successes": int(ends[:, 1].sum())}
+    return {
+        "agent": agent,
+        "seed": seed,
+        "curve": points,
+        "seconds": seconds,
+        "coverage": curve.coverage,
+        "free_cells": free_cells,
+        "episodes": int(len(ends)),
+        "successes": int(ends[:, 1].sum()),
+    }
 
 
 def at(curve: list, step: int) -> float:
@@ -103,12 +118,17 @@ def table(results: list[dict], marks: list[int]) -> str:
             cells.append(f"{v.mean():.2f} ({v.min():.2f}-{v.max():.2f})")
         firsts = [next((t for t, v in r["curve"] if v >= 0.8), None) for r in runs]
         reached = [f for f in firsts if f is not None]
-        first = (f"{np.mean(reached) / 1000:.0f}k ({len(reached)}/{len(runs)} seeds)"
-                 if reached else f"never (0/{len(runs)})")
+        first = (
+            f"{np.mean(reached) / 1000:.0f}k ({len(reached)}/{len(runs)} seeds)"
+            if reached
+            else f"never (0/{len(runs)})"
+        )
         speed = np.mean([r["curve"][-1][0] / r["seconds"] for r in runs])
         explored = np.mean([r["coverage"][-1][1] / r["free_cells"] for r in runs])
-        lines.append(f"| {a} | {len(runs)} | " + " | ".join(cells) + f" | {first} | "
-                     f"{explored:.0%} | {speed:.0f} |")
+        lines.append(
+            f"| {a} | {len(runs)} | " + " | ".join(cells) + f" | {first} | "
+            f"{explored:.0%} | {speed:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -149,17 +169,19 @@ def main() -> None:
     window = min(args.window, args.steps)
     jobs = [(a, s) for s in args.seeds for a in args.agents]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(run_one, a, s, args.steps, window, args.overrides)
-                   for a, s in jobs]
+        futures = [pool.submit(run_one, a, s, args.steps, window, args.overrides) for a, s in jobs]
         results = [f.result() for f in futures]
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.tag}.json").write_text(json.dumps(
-        {"args": vars(args), "results": results}, indent=1))
+    (RESULTS / f"{args.tag}.json").write_text(
+        json.dumps({"args": vars(args), "results": results}, indent=1)
+    )
     plot(results, RESULTS / f"{args.tag}.png")
     marks = [m for m in (250_000, 500_000, 1_000_000) if m <= args.steps] or [args.steps]
     cmd = "python benchmarks/exploration.py " + " ".join(
         f"--{k} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-        for k, v in vars(args).items() if k != "overrides" and v not in (None, []))
+        for k, v in vars(args).items()
+        if k != "overrides" and v not in (None, [])
+    )
     print(f"## Exploration on the hard sparse layout\n\ncommand: `{cmd}`\n")
     print(table(results, marks))
     print(f"\ncurves: {RESULTS / (args.tag + '.png')}")

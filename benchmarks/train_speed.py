@@ -39,8 +39,14 @@ def main() -> None:
     models = {}
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         for agent in args.agents:
-            cfg = compose("train", overrides=[f"agent={agent}", "env.kwargs.layout=hard",
-                                              "env.max_episode_steps=1000"])
+            cfg = compose(
+                "train",
+                overrides=[
+                    f"agent={agent}",
+                    "env.kwargs.layout=hard",
+                    "env.max_episode_steps=1000",
+                ],
+            )
             env = make_sb3_vec_env(cfg.env.id, int(cfg.n_envs), 0, 1000, dict(cfg.env.kwargs))
             model = build_agent(cfg.agent, env, 0, "cpu", None)
             model.learn(model.n_steps * env.num_envs)  # warm-up: numba, torch, init rollout
@@ -55,13 +61,19 @@ def main() -> None:
 
     base = float(np.median(times[args.agents[0]]))
     print("## Training throughput (one core)\n")
-    print(f"- machine: {platform.machine()}, {os.cpu_count()} cores, torch "
-          f"{torch.__version__}, 1 torch thread; AGV hard layout, 16 envs, n_steps 256, "
-          f"batch 1024, 10 epochs")
-    print(f"- method: {args.repeats} chunks of {args.rollouts} rollouts + updates per agent, "
-          "round-robin, median")
-    print(f"- command: `python benchmarks/train_speed.py --rollouts {args.rollouts} "
-          f"--repeats {args.repeats}`\n")
+    print(
+        f"- machine: {platform.machine()}, {os.cpu_count()} cores, torch "
+        f"{torch.__version__}, 1 torch thread; AGV hard layout, 16 envs, n_steps 256, "
+        f"batch 1024, 10 epochs"
+    )
+    print(
+        f"- method: {args.repeats} chunks of {args.rollouts} rollouts + updates per agent, "
+        "round-robin, median"
+    )
+    print(
+        f"- command: `python benchmarks/train_speed.py --rollouts {args.rollouts} "
+        f"--repeats {args.repeats}`\n"
+    )
     print(f"| agent | env steps/s (median) | min-max | x {args.agents[0]} |")
     print("|---|---:|---:|---:|")
     for agent, ts in times.items():
@@ -70,8 +82,11 @@ def main() -> None:
     for agent in args.agents[1:]:
         ratio = float(np.median(times[agent])) / base
         verdict = "PASS" if ratio >= 0.75 else "FAIL"
-        print(f"\n- bar: {agent} keeps >= 75% of {args.agents[0]}'s throughput: {verdict} "
-              f"({ratio:.0%})", end="")
+        print(
+            f"\n- bar: {agent} keeps >= 75% of {args.agents[0]}'s throughput: {verdict} "
+            f"({ratio:.0%})",
+            end="",
+        )
     print()
 
 

@@ -70,20 +70,35 @@ class Demos:
         keep = np.isin(self.episode, keep_ep)
         remap = np.full(self.n_episodes, -1, dtype=np.int64)
         remap[keep_ep] = np.arange(len(keep_ep))
-        return Demos(self.obs[keep], self.actions[keep], remap[self.episode[keep]],
-                     self.success[keep_ep], self.env_id, self.env_kwargs,
-                     self.max_episode_steps, self.source, self.seed, self.noise)
+        return Demos(
+            self.obs[keep],
+            self.actions[keep],
+            remap[self.episode[keep]],
+            self.success[keep_ep],
+            self.env_id,
+            self.env_kwargs,
+            self.max_episode_steps,
+            self.source,
+            self.seed,
+            self.noise,
+        )
 
     def save(self, path: str | Path) -> Path:
         """Write the ``.npz`` atomically; return its path."""
         arrays = {
-            "obs": self.obs.astype(np.float32), "actions": self.actions.astype(np.float32),
-            "episode": self.episode.astype(np.int64), "episode_start": self.episode_start,
-            "success": self.success.astype(bool), "lengths": self.lengths,
-            "env_id": np.array(self.env_id), "env_kwargs": np.array(json.dumps(self.env_kwargs)),
-            "max_episode_steps": np.array(-1 if self.max_episode_steps is None
-                                          else self.max_episode_steps),
-            "source": np.array(self.source), "seed": np.array(self.seed),
+            "obs": self.obs.astype(np.float32),
+            "actions": self.actions.astype(np.float32),
+            "episode": self.episode.astype(np.int64),
+            "episode_start": self.episode_start,
+            "success": self.success.astype(bool),
+            "lengths": self.lengths,
+            "env_id": np.array(self.env_id),
+            "env_kwargs": np.array(json.dumps(self.env_kwargs)),
+            "max_episode_steps": np.array(
+                -1 if self.max_episode_steps is None else self.max_episode_steps
+            ),
+            "source": np.array(self.source),
+            "seed": np.array(self.seed),
             "noise": np.array(self.noise),
         }
         return atomic_save(lambda p: np.savez_compressed(p, **arrays), path)
@@ -117,8 +132,10 @@ def record(
         raise ValueError(f"noise must be >= 0, got {noise}")
     rng = np.random.default_rng(seed)
     if model is None and env_id not in AGV_IDS:
-        raise ValueError(f"the scripted expert drives the AGV envs only ({sorted(AGV_IDS)}), "
-                         f"not {env_id!r}; pass run=<dir> to record a trained agent")
+        raise ValueError(
+            f"the scripted expert drives the AGV envs only ({sorted(AGV_IDS)}), "
+            f"not {env_id!r}; pass run=<dir> to record a trained agent"
+        )
     n_envs = min(episodes, _MAX_ENVS)
     env = make_sb3_vec_env(env_id, n_envs, seed, max_episode_steps, env_kwargs)
     quotas = _episode_quotas(episodes, n_envs)
@@ -151,8 +168,13 @@ def record(
             for i in np.flatnonzero(dones):
                 if counts[i] < quotas[i]:
                     counts[i] += 1
-                    done_eps[i].append((np.stack(open_obs[i]), np.stack(open_act[i]),
-                                        bool(infos[i].get("is_success", False))))
+                    done_eps[i].append(
+                        (
+                            np.stack(open_obs[i]),
+                            np.stack(open_act[i]),
+                            bool(infos[i].get("is_success", False)),
+                        )
+                    )
                 open_obs[i], open_act[i] = [], []
     finally:
         env.close()
@@ -160,11 +182,16 @@ def record(
     return Demos(
         obs=np.concatenate([o for o, _, _ in eps]),
         actions=np.concatenate([a for _, a, _ in eps]),
-        episode=np.concatenate([np.full(len(o), k, dtype=np.int64)
-                                for k, (o, _, _) in enumerate(eps)]),
+        episode=np.concatenate(
+            [np.full(len(o), k, dtype=np.int64) for k, (o, _, _) in enumerate(eps)]
+        ),
         success=np.array([s for _, _, s in eps], dtype=bool),
-        env_id=env_id, env_kwargs=dict(env_kwargs or {}), max_episode_steps=max_episode_steps,
-        source="expert" if model is None else "model", seed=seed, noise=float(noise),
+        env_id=env_id,
+        env_kwargs=dict(env_kwargs or {}),
+        max_episode_steps=max_episode_steps,
+        source="expert" if model is None else "model",
+        seed=seed,
+        noise=float(noise),
     )
 
 
@@ -185,8 +212,10 @@ def load_demos(
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"demos file {str(p)!r} not found (record one with "
-                                "`python -m rndx.demos env=<env> episodes=N`)")
+        raise FileNotFoundError(
+            f"demos file {str(p)!r} not found (record one with "
+            "`python -m rndx.demos env=<env> episodes=N`)"
+        )
     try:
         with np.load(p, allow_pickle=False) as f:
             data = {k: f[k] for k in f.files}
@@ -194,33 +223,44 @@ def load_demos(
         raise ValueError(f"demos file {str(p)!r} is corrupt or not a .npz: {exc}") from exc
     missing = {"obs", "actions", "episode", "success", "env_id"} - set(data)
     if missing:
-        raise ValueError(f"demos file {str(p)!r} lacks {sorted(missing)}; "
-                         "record it with `python -m rndx.demos`")
+        raise ValueError(
+            f"demos file {str(p)!r} lacks {sorted(missing)}; record it with `python -m rndx.demos`"
+        )
     steps = int(data["max_episode_steps"]) if "max_episode_steps" in data else -1
     demos = Demos(
-        obs=data["obs"].astype(np.float32), actions=data["actions"].astype(np.float32),
-        episode=data["episode"].astype(np.int64), success=data["success"].astype(bool),
+        obs=data["obs"].astype(np.float32),
+        actions=data["actions"].astype(np.float32),
+        episode=data["episode"].astype(np.int64),
+        success=data["success"].astype(bool),
         env_id=str(data["env_id"]),
         env_kwargs=json.loads(str(data["env_kwargs"])) if "env_kwargs" in data else {},
         max_episode_steps=None if steps < 0 else steps,
-        source=str(data.get("source", "expert")), seed=int(data.get("seed", 0)),
+        source=str(data.get("source", "expert")),
+        seed=int(data.get("seed", 0)),
         noise=float(data.get("noise", 0.0)),
     )
     if len(demos.obs) == 0 or demos.n_episodes == 0:
         raise ValueError(f"demos file {str(p)!r} is empty: it holds no episodes")
     if env_id is not None and demos.env_id != env_id:
-        raise ValueError(f"demos file {str(p)!r} was recorded on {demos.env_id!r}, "
-                         f"but training is on {env_id!r}")
+        raise ValueError(
+            f"demos file {str(p)!r} was recorded on {demos.env_id!r}, but training is on {env_id!r}"
+        )
     if obs_shape is not None and demos.obs.shape[1:] != tuple(obs_shape):
-        raise ValueError(f"demos file {str(p)!r} has observations of shape "
-                         f"{demos.obs.shape[1:]}, the env expects {tuple(obs_shape)}")
+        raise ValueError(
+            f"demos file {str(p)!r} has observations of shape "
+            f"{demos.obs.shape[1:]}, the env expects {tuple(obs_shape)}"
+        )
     if action_shape is not None and demos.actions.shape[1:] != tuple(action_shape):
-        raise ValueError(f"demos file {str(p)!r} has actions of shape "
-                         f"{demos.actions.shape[1:]}, the env expects {tuple(action_shape)}")
+        raise ValueError(
+            f"demos file {str(p)!r} has actions of shape "
+            f"{demos.actions.shape[1:]}, the env expects {tuple(action_shape)}"
+        )
     if successful_only:
         if not demos.success.any():
-            raise ValueError(f"demos file {str(p)!r} has no successful episode out of "
-                             f"{demos.n_episodes} (train on all with bc.successful_only=false)")
+            raise ValueError(
+                f"demos file {str(p)!r} has no successful episode out of "
+                f"{demos.n_episodes} (train on all with bc.successful_only=false)"
+            )
         demos = demos.successful()
     return demos
 
@@ -253,19 +293,33 @@ def main(argv: list[str] | None = None) -> int:
             env_cfg = run_cfg.env
             model = load_model_file(str(run_cfg.agent.algo), Path(cfg.run) / "model.zip")
             source = str(run_cfg.agent.name)
-        out = Path(cfg.out) if cfg.out is not None else default_out(
-            str(env_cfg.name), source, int(cfg.episodes))
-        demos = record(str(env_cfg.id), int(cfg.episodes), int(cfg.seed),
-                       env_cfg.get("max_episode_steps"), to_dict(env_cfg.get("kwargs")), model,
-                       noise=float(cfg.noise))
+        out = (
+            Path(cfg.out)
+            if cfg.out is not None
+            else default_out(str(env_cfg.name), source, int(cfg.episodes))
+        )
+        demos = record(
+            str(env_cfg.id),
+            int(cfg.episodes),
+            int(cfg.seed),
+            env_cfg.get("max_episode_steps"),
+            to_dict(env_cfg.get("kwargs")),
+            model,
+            noise=float(cfg.noise),
+        )
         demos.source = source
         demos.save(out)
     except (FileNotFoundError, ValueError, HydraException, OmegaConfBaseException) as exc:
-        print(f"error: {exc}\nusage: python -m rndx.demos env=<env> episodes=N "
-              "[run=<dir>] [out=<file.npz>] [seed=S]", file=sys.stderr)
+        print(
+            f"error: {exc}\nusage: python -m rndx.demos env=<env> episodes=N "
+            "[run=<dir>] [out=<file.npz>] [seed=S]",
+            file=sys.stderr,
+        )
         return 2
-    print(f"recorded {demos.n_episodes} episodes ({len(demos.obs)} steps) of {source} on "
-          f"{env_cfg.id}: success rate {demos.success_rate:.3f}\n  wrote {out}")
+    print(
+        f"recorded {demos.n_episodes} episodes ({len(demos.obs)} steps) of {source} on "
+        f"{env_cfg.id}: success rate {demos.success_rate:.3f}\n  wrote {out}"
+    )
     return 0
 
 

@@ -130,9 +130,16 @@ def _clone(cfg: DictConfig, env, run_dir: Path, device: str) -> ChunkFlowPolicy:
 
     if cfg.resume is not None:
         raise ValueError(f"agent {cfg.agent.name!r} cannot be resumed: train it again")
-    return clone_from_config(cfg.agent, cfg.demos, str(cfg.env.id), env.observation_space,
-                             env.action_space, int(cfg.seed), device,
-                             run_dir / "tb" / f"{cfg.agent.name}_1")
+    return clone_from_config(
+        cfg.agent,
+        cfg.demos,
+        str(cfg.env.id),
+        env.observation_space,
+        env.action_space,
+        int(cfg.seed),
+        device,
+        run_dir / "tb" / f"{cfg.agent.name}_1",
+    )
 
 
 def train(cfg: DictConfig) -> Path:

@@ -26,7 +26,9 @@ from rndx.config import to_dict
 
 # Every class here has ``load(path, env=None, device=...)`` and SB3's ``predict``.
 _ALGOS: dict[str, type[Any]] = {
-    "ppo": PPO, "intrinsic_ppo": IntrinsicPPO, "chunk_flow": ChunkFlowPolicy
+    "ppo": PPO,
+    "intrinsic_ppo": IntrinsicPPO,
+    "chunk_flow": ChunkFlowPolicy,
 }
 
 # Algorithms trained from demonstrations (``demos=<file>``) instead of env interaction.
@@ -72,14 +74,18 @@ def build_agent(
     algo = str(cfg_agent.algo)
     cls = algo_class(algo)
     if algo in IMITATION_ALGOS:
-        raise ValueError(f"algo {algo!r} learns from demonstrations: train it with "
-                         "`python -m rndx.train agent=chunk_flow demos=<file>`")
+        raise ValueError(
+            f"algo {algo!r} learns from demonstrations: train it with "
+            "`python -m rndx.train agent=chunk_flow demos=<file>`"
+        )
     kwargs: dict[str, Any] = to_dict(cfg_agent.get("ppo"))
     if algo == "intrinsic_ppo":
         kwargs.update(to_dict(cfg_agent.get("intrinsic")))
     elif cfg_agent.get("intrinsic") is not None:
-        raise ValueError(f"agent {cfg_agent.get('name')!r}: algo {algo!r} takes no 'intrinsic' "
-                         "settings; use algo: intrinsic_ppo")
+        raise ValueError(
+            f"agent {cfg_agent.get('name')!r}: algo {algo!r} takes no 'intrinsic' "
+            "settings; use algo: intrinsic_ppo"
+        )
     return cls(
         policy_name(env.observation_space),
         env,

@@ -57,9 +57,16 @@ def _mlp(sizes: Sequence[int], out_act: bool = False) -> nn.Sequential:
 class ChunkFlowNet(nn.Module):
     """Observation encoder + velocity network (all inputs and outputs normalised)."""
 
-    def __init__(self, obs_dim: int, action_dim: int, horizon: int, embedding_dim: int,
-                 encoder_hidden: Sequence[int], velocity_hidden: Sequence[int],
-                 time_features: int = 32) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        horizon: int,
+        embedding_dim: int,
+        encoder_hidden: Sequence[int],
+        velocity_hidden: Sequence[int],
+        time_features: int = 32,
+    ) -> None:
         super().__init__()
         self.chunk_dim = horizon * action_dim
         self.time_features = time_features
@@ -114,8 +121,9 @@ class ChunkFlowPolicy:
         device: str = "cpu",
     ) -> None:
         if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 1:
-            raise ValueError(f"chunk_flow needs a flat Box observation space, got "
-                             f"{observation_space}")
+            raise ValueError(
+                f"chunk_flow needs a flat Box observation space, got {observation_space}"
+            )
         if not isinstance(action_space, spaces.Box) or len(action_space.shape) != 1:
             raise ValueError(f"chunk_flow needs a flat Box action space, got {action_space}")
         if horizon < 1:
@@ -136,9 +144,14 @@ class ChunkFlowPolicy:
         self.device = torch.device(device)
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
             torch.manual_seed(self.seed)
-            self.net = ChunkFlowNet(self.obs_dim, self.action_dim, self.horizon,
-                                    self.embedding_dim, self.encoder_hidden,
-                                    self.velocity_hidden).to(self.device)
+            self.net = ChunkFlowNet(
+                self.obs_dim,
+                self.action_dim,
+                self.horizon,
+                self.embedding_dim,
+                self.encoder_hidden,
+                self.velocity_hidden,
+            ).to(self.device)
 
         def stat(x: np.ndarray | None, fill: float, n: int) -> torch.Tensor:
             v = np.full(n, fill) if x is None else np.asarray(x, dtype=np.float64).reshape(n)
@@ -160,8 +173,10 @@ class ChunkFlowPolicy:
         """(n, obs_dim) normalised tensor from one observation or a batch."""
         x = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
         if x.shape[-1:] != (self.obs_dim,) or x.dim() > 2:
-            raise ValueError(f"observation of shape {tuple(x.shape)}; expected "
-                             f"({self.obs_dim},) or (n, {self.obs_dim})")
+            raise ValueError(
+                f"observation of shape {tuple(x.shape)}; expected "
+                f"({self.obs_dim},) or (n, {self.obs_dim})"
+            )
         return (x.reshape(-1, self.obs_dim) - self.obs_mean) / self.obs_std
 
     def normalise_actions(self, actions: torch.Tensor) -> torch.Tensor:
@@ -176,9 +191,14 @@ class ChunkFlowPolicy:
         return e[0] if np.ndim(obs) == 1 else e
 
     @torch.inference_mode()
-    def sample_chunks(self, obs: Any, n_samples: int, seed: int | None = None,
-                      generator: torch.Generator | None = None,
-                      deterministic: bool = False) -> np.ndarray:
+    def sample_chunks(
+        self,
+        obs: Any,
+        n_samples: int,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+        deterministic: bool = False,
+    ) -> np.ndarray:
         """Sample ``n_samples`` (B) action chunks per observation in one batched call.
 
         :param obs: one observation (obs_dim,) or a batch (n, obs_dim).
@@ -193,12 +213,18 @@ class ChunkFlowPolicy:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
         if seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(int(seed))
-        chunks = self._sample(self._obs_tensor(obs), int(n_samples),
-                              generator or self.generator, deterministic).cpu().numpy()
+        chunks = (
+            self._sample(
+                self._obs_tensor(obs), int(n_samples), generator or self.generator, deterministic
+            )
+            .cpu()
+            .numpy()
+        )
         return chunks[0] if np.ndim(obs) == 1 else chunks
 
-    def _sample(self, obs_n: torch.Tensor, n_samples: int, generator: torch.Generator,
-                deterministic: bool) -> torch.Tensor:
+    def _sample(
+        self, obs_n: torch.Tensor, n_samples: int, generator: torch.Generator, deterministic: bool
+    ) -> torch.Tensor:
         """Euler-integrate the flow for (n, B) chunks; returns (n, B, H, action_dim)."""
         n = obs_n.shape[0]
         e_term = self.net.in_e(self.net.encoder(obs_n)).repeat_interleave(n_samples, dim=0)
@@ -225,8 +251,13 @@ class ChunkFlowPolicy:
         elif self._queue is not None:
             self._pos[idx] = self.execute
 
-    def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
-                deterministic: bool = False) -> tuple[np.ndarray, Any]:
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, Any]:
         """Receding horizon, with SB3's signature: return ``(actions, state)``.
 
         Each env keeps a queue of its current chunk and replans after ``execute`` actions,
@@ -245,8 +276,9 @@ class ChunkFlowPolicy:
         replan = np.flatnonzero(self._pos >= self.execute)
         if len(replan):
             with torch.inference_mode():
-                chunks = self._sample(self._obs_tensor(obs2[replan]), 1, self.generator,
-                                      deterministic)
+                chunks = self._sample(
+                    self._obs_tensor(obs2[replan]), 1, self.generator, deterministic
+                )
             self._queue[replan] = chunks[:, 0].cpu().numpy()
             self._pos[replan] = 0
         actions = self._queue[np.arange(n), self._pos].copy()
@@ -254,8 +286,9 @@ class ChunkFlowPolicy:
         return (actions[0] if single else actions), state
 
     # ------------------------------------------------------------------ training
-    def bc_loss(self, obs: torch.Tensor, chunks: torch.Tensor,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+    def bc_loss(
+        self, obs: torch.Tensor, chunks: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Rectified-flow loss for raw ``obs`` (b, obs_dim) and expert ``chunks``
         (b, H, action_dim): mean over the batch of ||v(x_t, t, e) - (a1 - a0)||^2 / (H * A)."""
         b = obs.shape[0]
@@ -269,23 +302,33 @@ class ChunkFlowPolicy:
 
     # ------------------------------------------------------------------ persistence
     def _hparams(self) -> dict[str, Any]:
-        return {"horizon": self.horizon, "execute": self.execute,
-                "embedding_dim": self.embedding_dim, "encoder_hidden": self.encoder_hidden,
-                "velocity_hidden": self.velocity_hidden, "flow_steps": self.flow_steps,
-                "seed": self.seed}
+        return {
+            "horizon": self.horizon,
+            "execute": self.execute,
+            "embedding_dim": self.embedding_dim,
+            "encoder_hidden": self.encoder_hidden,
+            "velocity_hidden": self.velocity_hidden,
+            "flow_steps": self.flow_steps,
+            "seed": self.seed,
+        }
 
     def save(self, path: str | Path) -> Path:
         """Write weights, normalisation, spaces and settings to one file, atomically."""
         state = {
             "format": _FORMAT,
             "hparams": self._hparams(),
-            "spaces": {"obs_low": torch.as_tensor(self.observation_space.low),
-                       "obs_high": torch.as_tensor(self.observation_space.high),
-                       "action_low": torch.as_tensor(self.action_space.low),
-                       "action_high": torch.as_tensor(self.action_space.high)},
-            "stats": {"obs_mean": self.obs_mean.cpu(), "obs_std": self.obs_std.cpu(),
-                      "action_mean": self.action_mean.cpu(),
-                      "action_std": self.action_std.cpu()},
+            "spaces": {
+                "obs_low": torch.as_tensor(self.observation_space.low),
+                "obs_high": torch.as_tensor(self.observation_space.high),
+                "action_low": torch.as_tensor(self.action_space.low),
+                "action_high": torch.as_tensor(self.action_space.high),
+            },
+            "stats": {
+                "obs_mean": self.obs_mean.cpu(),
+                "obs_std": self.obs_std.cpu(),
+                "action_mean": self.action_mean.cpu(),
+                "action_std": self.action_std.cpu(),
+            },
             "net": {k: v.cpu() for k, v in self.net.state_dict().items()},
             "num_timesteps": int(self.num_timesteps),
         }
@@ -307,20 +350,23 @@ class ChunkFlowPolicy:
         except Exception as exc:  # torch raises several types for a damaged archive
             raise ValueError(f"chunk_flow checkpoint {str(p)!r} is corrupt: {exc}") from exc
         if not isinstance(state, dict) or state.get("format") != _FORMAT:
-            raise ValueError(f"{str(p)!r} is not a chunk_flow checkpoint "
-                             f"(expected format {_FORMAT!r})")
+            raise ValueError(
+                f"{str(p)!r} is not a chunk_flow checkpoint (expected format {_FORMAT!r})"
+            )
         sp, st = state["spaces"], state["stats"]
         policy = cls(
             spaces.Box(sp["obs_low"].numpy(), sp["obs_high"].numpy(), dtype=np.float32),
             spaces.Box(sp["action_low"].numpy(), sp["action_high"].numpy(), dtype=np.float32),
-            **state["hparams"], device=device,
+            **state["hparams"],
+            device=device,
             **{k: v.numpy() for k, v in st.items()},
         )
         try:
             policy.net.load_state_dict(state["net"])
         except RuntimeError as exc:
-            raise ValueError(f"chunk_flow checkpoint {str(p)!r} does not match its "
-                             f"settings: {exc}") from exc
+            raise ValueError(
+                f"chunk_flow checkpoint {str(p)!r} does not match its settings: {exc}"
+            ) from exc
         policy.num_timesteps = int(state.get("num_timesteps", 0))
         return policy
 
@@ -340,14 +386,25 @@ def chunk_targets(actions: np.ndarray, episode: np.ndarray, horizon: int) -> np.
     return actions[idx].astype(np.float32)
 
 
-def from_demos(demos: Any, observation_space: spaces.Box, action_space: spaces.Box,
-               seed: int = 0, device: str = "cpu", **policy_kwargs: Any) -> ChunkFlowPolicy:
+def from_demos(
+    demos: Any,
+    observation_space: spaces.Box,
+    action_space: spaces.Box,
+    seed: int = 0,
+    device: str = "cpu",
+    **policy_kwargs: Any,
+) -> ChunkFlowPolicy:
     """A fresh policy whose normalisation statistics come from ``demos`` (a ``Demos``)."""
     return ChunkFlowPolicy(
-        observation_space, action_space,
-        obs_mean=demos.obs.mean(0), obs_std=demos.obs.std(0),
-        action_mean=demos.actions.mean(0), action_std=demos.actions.std(0),
-        seed=seed, device=device, **policy_kwargs,
+        observation_space,
+        action_space,
+        obs_mean=demos.obs.mean(0),
+        obs_std=demos.obs.std(0),
+        action_mean=demos.actions.mean(0),
+        action_std=demos.actions.std(0),
+        seed=seed,
+        device=device,
+        **policy_kwargs,
     )
 
 
@@ -372,8 +429,9 @@ def behaviour_clone(
         raise ValueError(f"steps and batch_size must be >= 1, got {steps}, {batch_size}")
     dev = policy.device
     obs = torch.as_tensor(demos.obs, dtype=torch.float32, device=dev)
-    chunks = torch.as_tensor(chunk_targets(demos.actions, demos.episode, policy.horizon),
-                             device=dev)
+    chunks = torch.as_tensor(
+        chunk_targets(demos.actions, demos.episode, policy.horizon), device=dev
+    )
     gen = torch.Generator(device=dev).manual_seed(int(seed))
     opt = torch.optim.AdamW(policy.net.parameters(), lr=learning_rate, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
@@ -399,8 +457,9 @@ def behaviour_clone(
                 logged.append(float(np.mean(window)))
                 if writer is not None:
                     writer.add_scalar("train/bc_loss", logged[-1], policy.num_timesteps)
-                    writer.add_scalar("train/learning_rate", sched.get_last_lr()[0],
-                                      policy.num_timesteps)
+                    writer.add_scalar(
+                        "train/learning_rate", sched.get_last_lr()[0], policy.num_timesteps
+                    )
                 window = []
     finally:
         policy.net.eval()
@@ -428,12 +487,20 @@ def clone_from_config(
     from rndx.demos import load_demos
 
     if demos_path is None:
-        raise ValueError("agent=chunk_flow learns from demonstrations: pass demos=<file.npz> "
-                         "(record one with `python -m rndx.demos env=<env> episodes=N`)")
+        raise ValueError(
+            "agent=chunk_flow learns from demonstrations: pass demos=<file.npz> "
+            "(record one with `python -m rndx.demos env=<env> episodes=N`)"
+        )
     bc = to_dict(cfg_agent.get("bc"))
-    demos = load_demos(demos_path, env_id, observation_space.shape, action_space.shape,
-                       successful_only=bool(bc.pop("successful_only", True)))
-    policy = from_demos(demos, observation_space, action_space, seed, device,
-                        **to_dict(cfg_agent.get("policy")))
+    demos = load_demos(
+        demos_path,
+        env_id,
+        observation_space.shape,
+        action_space.shape,
+        successful_only=bool(bc.pop("successful_only", True)),
+    )
+    policy = from_demos(
+        demos, observation_space, action_space, seed, device, **to_dict(cfg_agent.get("policy"))
+    )
     behaviour_clone(policy, demos, tb_dir=tb_dir, seed=seed, **bc)
     return policy

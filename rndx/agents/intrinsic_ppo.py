@@ -46,8 +46,9 @@ class DualValuePolicy(ActorCriticPolicy):
             th.nn.init.orthogonal_(self.value_net.weight, gain=1.0)
             th.nn.init.zeros_(self.value_net.bias)
         # super()._build made the optimiser before this head existed: rebuild it (style.md)
-        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1),
-                                              **self.optimizer_kwargs)
+        self.optimizer = self.optimizer_class(
+            self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
+        )
 
 
 class DualRolloutBufferSamples(NamedTuple):
@@ -65,9 +66,16 @@ class DualRolloutBuffer(RolloutBuffer):
     """RolloutBuffer with an intrinsic stream. ``rewards``/``values``/``returns`` keep their
     SB3 meaning for the extrinsic stream; ``*_int`` arrays hold the intrinsic one."""
 
-    def __init__(self, *args: Any, gamma_int: float = 0.99, ext_coef: float = 2.0,
-                 int_coef: float = 1.0, intrinsic_dim: int = 1, target_dim: int = 1,
-                 **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        gamma_int: float = 0.99,
+        ext_coef: float = 2.0,
+        int_coef: float = 1.0,
+        intrinsic_dim: int = 1,
+        target_dim: int = 1,
+        **kwargs: Any,
+    ):
         self.gamma_int, self.ext_coef, self.int_coef = gamma_int, ext_coef, int_coef
         self.intrinsic_dim, self.target_dim = intrinsic_dim, target_dim
         super().__init__(*args, **kwargs)
@@ -84,8 +92,16 @@ class DualRolloutBuffer(RolloutBuffer):
         self.intrinsic_target = np.zeros((*shape, self.target_dim), dtype=np.float32)
         super().reset()
 
-    def add(self, obs, action, reward, episode_start, value, log_prob,  # noqa: ANN001
-            intrinsic_input: np.ndarray | None = None) -> None:
+    def add(
+        self,
+        obs,
+        action,
+        reward,
+        episode_start,
+        value,
+        log_prob,  # noqa: ANN001
+        intrinsic_input: np.ndarray | None = None,
+    ) -> None:
         """As SB3's add; ``value`` is (n_envs, 2)."""
         self.values_int[self.pos] = value[:, 1].clone().cpu().numpy()
         if intrinsic_input is not None:
@@ -96,11 +112,26 @@ class DualRolloutBuffer(RolloutBuffer):
         """Two GAEs; ``last_values`` (n_envs, 2) are V(s_T) for the observation after the
         rollout. The intrinsic stream ignores episode ends (non-episodic)."""
         last = last_values.clone().cpu().numpy()
-        self.advantages_ext = gae(self.rewards, self.values, self.episode_starts, last[:, 0],
-                                  dones, self.gamma, self.gae_lambda, episodic=True)
-        self.advantages_int = gae(self.rewards_int, self.values_int, self.episode_starts,
-                                  last[:, 1], dones, self.gamma_int, self.gae_lambda,
-                                  episodic=False)
+        self.advantages_ext = gae(
+            self.rewards,
+            self.values,
+            self.episode_starts,
+            last[:, 0],
+            dones,
+            self.gamma,
+            self.gae_lambda,
+            episodic=True,
+        )
+        self.advantages_int = gae(
+            self.rewards_int,
+            self.values_int,
+            self.episode_starts,
+            last[:, 1],
+            dones,
+            self.gamma_int,
+            self.gae_lambda,
+            episodic=False,
+        )
         self.returns = self.advantages_ext + self.values
         self.returns_int = self.advantages_int + self.values_int
         self.advantages = self.ext_coef * self.advantages_ext + self.int_coef * self.advantages_int
@@ -115,21 +146,30 @@ class DualRolloutBuffer(RolloutBuffer):
         data = (
             self.observations[batch_inds],
             self.actions[batch_inds],
-            np.stack([self.values[batch_inds].flatten(),
-                      self.values_int[batch_inds].flatten()], axis=1),
+            np.stack(
+                [self.values[batch_inds].flatten(), self.values_int[batch_inds].flatten()], axis=1
+            ),
             self.log_probs[batch_inds].flatten(),
             self.advantages[batch_inds].flatten(),
-            np.stack([self.returns[batch_inds].flatten(),
-                      self.returns_int[batch_inds].flatten()], axis=1),
+            np.stack(
+                [self.returns[batch_inds].flatten(), self.returns_int[batch_inds].flatten()], axis=1
+            ),
             self.intrinsic_x[batch_inds],
             self.intrinsic_target[batch_inds],
         )
         return DualRolloutBufferSamples(*tuple(map(self.to_torch, data)))
 
 
-def gae(rewards: np.ndarray, values: np.ndarray, episode_starts: np.ndarray,
-        last_values: np.ndarray, last_dones: np.ndarray, gamma: float, lam: float,
-        episodic: bool) -> np.ndarray:
+def gae(
+    rewards: np.ndarray,
+    values: np.ndarray,
+    episode_starts: np.ndarray,
+    last_values: np.ndarray,
+    last_dones: np.ndarray,
+    gamma: float,
+    lam: float,
+    episodic: bool,
+) -> np.ndarray:
     """Generalised advantage estimation over (T, n_envs) arrays.
 
         delta_t = r_t + gamma * V_{t+1} * nonterminal_{t+1} - V_t
@@ -171,13 +211,23 @@ class IntrinsicPPO(PPO):
         before the first rollout (not counted as training steps)
     """
 
-    def __init__(self, policy: str | type[ActorCriticPolicy] = DualValuePolicy,
-                 env: VecEnv | str | None = None, *, intrinsic: str = "rnd",
-                 intrinsic_kwargs: dict[str, Any] | None = None,
-                 intrinsic_input: str | list[int] = "obs", gamma_int: float = 0.99,
-                 ext_coef: float = 2.0, int_coef: float = 1.0,
-                 int_coef_schedule: str = "constant", int_coef_end: float = 0.0,
-                 init_steps: int = 50, _init_setup_model: bool = True, **kwargs: Any):
+    def __init__(
+        self,
+        policy: str | type[ActorCriticPolicy] = DualValuePolicy,
+        env: VecEnv | str | None = None,
+        *,
+        intrinsic: str = "rnd",
+        intrinsic_kwargs: dict[str, Any] | None = None,
+        intrinsic_input: str | list[int] = "obs",
+        gamma_int: float = 0.99,
+        ext_coef: float = 2.0,
+        int_coef: float = 1.0,
+        int_coef_schedule: str = "constant",
+        int_coef_end: float = 0.0,
+        init_steps: int = 50,
+        _init_setup_model: bool = True,
+        **kwargs: Any,
+    ):
         if policy == "MlpPolicy":  # the config may name SB3's default; it means ours
             policy = DualValuePolicy
         self.intrinsic_kind = intrinsic
@@ -199,9 +249,14 @@ class IntrinsicPPO(PPO):
         kwargs = {"gamma": self.gamma_int, **self.intrinsic_kwargs}
         self.intrinsic = build_intrinsic(self.intrinsic_kind, in_dim, **kwargs).to(self.device)
         target_dim = self.intrinsic.training_batch(np.zeros((1, in_dim)))[1].shape[1]
-        self.rollout_buffer_kwargs = {**self.rollout_buffer_kwargs, "gamma_int": self.gamma_int,
-                                      "ext_coef": self.ext_coef, "int_coef": self.int_coef,
-                                      "intrinsic_dim": in_dim, "target_dim": target_dim}
+        self.rollout_buffer_kwargs = {
+            **self.rollout_buffer_kwargs,
+            "gamma_int": self.gamma_int,
+            "ext_coef": self.ext_coef,
+            "int_coef": self.int_coef,
+            "intrinsic_dim": in_dim,
+            "target_dim": target_dim,
+        }
         super()._setup_model()
         self._intrinsic_ready = False
 
@@ -221,8 +276,9 @@ class IntrinsicPPO(PPO):
     def intrinsic_inputs(self, obs: np.ndarray, infos: list[dict] | None = None) -> np.ndarray:
         return self.selector(obs, infos)
 
-    def _real_next_obs(self, new_obs: np.ndarray, dones: np.ndarray,
-                       infos: list[dict]) -> np.ndarray:
+    def _real_next_obs(
+        self, new_obs: np.ndarray, dones: np.ndarray, infos: list[dict]
+    ) -> np.ndarray:
         """The observation each transition led to: the terminal one at an episode end (the
         env already returned the reset observation there)."""
         nxt = np.array(new_obs, copy=True)
@@ -237,15 +293,19 @@ class IntrinsicPPO(PPO):
         for _ in range(self.init_steps):
             actions = np.stack([self.action_space.sample() for _ in range(env.num_envs)])
             new_obs, _, dones, infos = env.step(actions)
-            inputs.append(self.intrinsic_inputs(self._real_next_obs(new_obs, dones, infos),
-                                                infos))
+            inputs.append(self.intrinsic_inputs(self._real_next_obs(new_obs, dones, infos), infos))
             self._last_obs, self._last_episode_starts = new_obs, dones
         if inputs:
             self.intrinsic.update_input_stats(np.concatenate(inputs))
         self._intrinsic_ready = True
 
-    def collect_rollouts(self, env: VecEnv, callback: BaseCallback,
-                         rollout_buffer: DualRolloutBuffer, n_rollout_steps: int) -> bool:
+    def collect_rollouts(
+        self,
+        env: VecEnv,
+        callback: BaseCallback,
+        rollout_buffer: DualRolloutBuffer,
+        n_rollout_steps: int,
+    ) -> bool:
         """SB3's loop plus the intrinsic stream (see the module docstring)."""
         assert self._last_obs is not None, "No previous observation was provided"
         if not self._intrinsic_ready:
@@ -261,13 +321,15 @@ class IntrinsicPPO(PPO):
             if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
                 self.policy.reset_noise(env.num_envs)
             with th.no_grad():
-                actions, values, log_probs = self.policy(obs_as_tensor(self._last_obs,
-                                                                       self.device))
+                actions, values, log_probs = self.policy(obs_as_tensor(self._last_obs, self.device))
             actions = actions.cpu().numpy()
             clipped = actions
             if isinstance(self.action_space, spaces.Box):
-                clipped = (self.policy.unscale_action(actions) if self.policy.squash_output
-                           else np.clip(actions, self.action_space.low, self.action_space.high))
+                clipped = (
+                    self.policy.unscale_action(actions)
+                    if self.policy.squash_output
+                    else np.clip(actions, self.action_space.low, self.action_space.high)
+                )
             new_obs, rewards, dones, infos = env.step(clipped)
             self.num_timesteps += env.num_envs
             callback.update_locals(locals())
@@ -281,13 +343,23 @@ class IntrinsicPPO(PPO):
             # time-limit truncation: bootstrap the EXTRINSIC return from V_ext(final obs)
             # (SB3 issue #633); the intrinsic stream never stops at episode ends anyway
             for idx, done in enumerate(dones):
-                if (done and infos[idx].get("terminal_observation") is not None
-                        and infos[idx].get("TimeLimit.truncated", False)):
+                if (
+                    done
+                    and infos[idx].get("terminal_observation") is not None
+                    and infos[idx].get("TimeLimit.truncated", False)
+                ):
                     terminal_obs = self.policy.obs_to_tensor(infos[idx]["terminal_observation"])[0]
                     with th.no_grad():
                         rewards[idx] += self.gamma * self.policy.predict_values(terminal_obs)[0, 0]
-            rollout_buffer.add(self._last_obs, actions, rewards, self._last_episode_starts,
-                               values, log_probs, intrinsic_input=inputs)
+            rollout_buffer.add(
+                self._last_obs,
+                actions,
+                rewards,
+                self._last_episode_starts,
+                values,
+                log_probs,
+                intrinsic_input=inputs,
+            )
             self._last_obs, self._last_episode_starts = new_obs, dones
             n_steps += 1
 
@@ -320,11 +392,23 @@ class IntrinsicPPO(PPO):
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         clip_range = self.clip_range(self._current_progress_remaining)
-        clip_range_vf = (self.clip_range_vf(self._current_progress_remaining)
-                         if self.clip_range_vf is not None else None)
-        logs: dict[str, list[float]] = {k: [] for k in (
-            "entropy_loss", "policy_gradient_loss", "value_loss_ext", "value_loss_int",
-            "approx_kl", "clip_fraction", "predictor_loss")}
+        clip_range_vf = (
+            self.clip_range_vf(self._current_progress_remaining)
+            if self.clip_range_vf is not None
+            else None
+        )
+        logs: dict[str, list[float]] = {
+            k: []
+            for k in (
+                "entropy_loss",
+                "policy_gradient_loss",
+                "value_loss_ext",
+                "value_loss_int",
+                "approx_kl",
+                "clip_fraction",
+                "predictor_loss",
+            )
+        }
         continue_training = True
         loss = th.zeros(())
         for _ in range(self.n_epochs):
@@ -332,22 +416,26 @@ class IntrinsicPPO(PPO):
                 actions = data.actions
                 if isinstance(self.action_space, spaces.Discrete):
                     actions = actions.long().flatten()
-                values, log_prob, entropy = self.policy.evaluate_actions(data.observations,
-                                                                         actions)
+                values, log_prob, entropy = self.policy.evaluate_actions(data.observations, actions)
                 adv = data.advantages
                 if self.normalize_advantage and len(adv) > 1:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
                 ratio = th.exp(log_prob - data.old_log_prob)
-                policy_loss = -th.min(adv * ratio,
-                                      adv * th.clamp(ratio, 1 - clip_range, 1 + clip_range)).mean()
+                policy_loss = -th.min(
+                    adv * ratio, adv * th.clamp(ratio, 1 - clip_range, 1 + clip_range)
+                ).mean()
                 if clip_range_vf is not None:
-                    values = data.old_values + th.clamp(values - data.old_values,
-                                                        -clip_range_vf, clip_range_vf)
+                    values = data.old_values + th.clamp(
+                        values - data.old_values, -clip_range_vf, clip_range_vf
+                    )
                 v_loss_ext = F.mse_loss(data.returns[:, 0], values[:, 0])
                 v_loss_int = F.mse_loss(data.returns[:, 1], values[:, 1])
                 entropy_loss = -th.mean(-log_prob) if entropy is None else -th.mean(entropy)
-                loss = (policy_loss + self.ent_coef * entropy_loss
-                        + self.vf_coef * (v_loss_ext + v_loss_int))
+                loss = (
+                    policy_loss
+                    + self.ent_coef * entropy_loss
+                    + self.vf_coef * (v_loss_ext + v_loss_int)
+                )
                 with th.no_grad():
                     log_ratio = log_prob - data.old_log_prob
                     approx_kl = th.mean((th.exp(log_ratio) - 1) - log_ratio).item()
@@ -357,7 +445,8 @@ class IntrinsicPPO(PPO):
                 logs["entropy_loss"].append(entropy_loss.item())
                 logs["approx_kl"].append(approx_kl)
                 logs["clip_fraction"].append(
-                    th.mean((th.abs(ratio - 1) > clip_range).float()).item())
+                    th.mean((th.abs(ratio - 1) > clip_range).float()).item()
+                )
                 if self.target_kl is not None and approx_kl > 1.5 * self.target_kl:
                     continue_training = False
                     break
@@ -377,10 +466,14 @@ class IntrinsicPPO(PPO):
                 prefix = "intrinsic" if k == "predictor_loss" else "train"
                 self.logger.record(f"{prefix}/{k}", float(np.mean(v)))
         self.logger.record("train/value_loss", float(np.mean(logs["value_loss_ext"])))
-        self.logger.record("train/explained_variance",
-                           explained_variance(buf.values.flatten(), buf.returns.flatten()))
-        self.logger.record("train/explained_variance_int",
-                           explained_variance(buf.values_int.flatten(), buf.returns_int.flatten()))
+        self.logger.record(
+            "train/explained_variance",
+            explained_variance(buf.values.flatten(), buf.returns.flatten()),
+        )
+        self.logger.record(
+            "train/explained_variance_int",
+            explained_variance(buf.values_int.flatten(), buf.returns_int.flatten()),
+        )
         self.logger.record("train/loss", loss.item())
         if hasattr(self.policy, "log_std"):
             self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())

@@ -34,8 +34,13 @@ def register_envs() -> None:
 register_envs()
 
 
-def make_sb3_vec_env(env_id: str, n_envs: int, seed: int, max_episode_steps: int | None = None,
-                     env_kwargs: dict[str, Any] | None = None):
+def make_sb3_vec_env(
+    env_id: str,
+    n_envs: int,
+    seed: int,
+    max_episode_steps: int | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+):
     """A Stable-Baselines3 VecEnv (with VecMonitor episode statistics) for ``env_id``.
 
     rndx's AGV ids get the batched core directly (one numpy step for all ``n_envs``); any

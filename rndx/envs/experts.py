@@ -72,8 +72,14 @@ class GridMap:
     graph: sp.csr_matrix  # symmetric 8-connected graph over free cells, cost-weighted edges
 
     @classmethod
-    def build(cls, core: AGVCore, resolution: float, margin: float,
-              cost_weight: float = 3.0, cost_range: float = 1.0) -> GridMap:
+    def build(
+        cls,
+        core: AGVCore,
+        resolution: float,
+        margin: float,
+        cost_weight: float = 3.0,
+        cost_range: float = 1.0,
+    ) -> GridMap:
         """Rasterise ``core.world``'s boxes at ``resolution`` and inflate by radius + margin.
 
         ``cost_weight`` / ``cost_range``: a cell whose clearance is below ``cost_range``
@@ -96,8 +102,9 @@ class GridMap:
         # for cells in the inflated zone (a vehicle spawned near a shelf): nearest free cell
         _, (nr, nc) = distance_transform_edt(~free, return_indices=True)
         nearest_free = (nr * cols + nc).ravel()
-        shortfall = np.clip((cost_range - clearance) / max(cost_range - core.cfg.radius
-                                                           - margin, 1e-6), 0.0, 1.0)
+        shortfall = np.clip(
+            (cost_range - clearance) / max(cost_range - core.cfg.radius - margin, 1e-6), 0.0, 1.0
+        )
         cost = 1.0 + cost_weight * shortfall**2
         idx = np.arange(rows * cols).reshape(rows, cols)
         src, dst, wgt = [], [], []
@@ -108,7 +115,7 @@ class GridMap:
             b = (slice(r0 + dr, r1 + dr), slice(c0 + dc, c1 + dc))
             ok = free[a] & free[b]
             if dr and dc:  # no diagonal squeeze between two blocked cells
-                ok &= free[r0 + dr: r1 + dr, c0:c1] & free[r0:r1, c0 + dc: c1 + dc]
+                ok &= free[r0 + dr : r1 + dr, c0:c1] & free[r0:r1, c0 + dc : c1 + dc]
             length = res * np.hypot(dr, dc)
             src.append(idx[a][ok])
             dst.append(idx[b][ok])
@@ -158,10 +165,17 @@ class AGVExpert:
     :meth:`reset` forgets them explicitly.
     """
 
-    def __init__(self, core: AGVCore, resolution: float = 0.1, margin: float = 0.15,
-                 lookahead: float = 1.2, turn_in_place: float = np.deg2rad(60.0),
-                 stop_distance: float = 1.2, stop_cone: float = np.deg2rad(40.0),
-                 max_fields: int = 128):
+    def __init__(
+        self,
+        core: AGVCore,
+        resolution: float = 0.1,
+        margin: float = 0.15,
+        lookahead: float = 1.2,
+        turn_in_place: float = np.deg2rad(60.0),
+        stop_distance: float = 1.2,
+        stop_cone: float = np.deg2rad(40.0),
+        max_fields: int = 128,
+    ):
         self.core = core
         self.cfg = core.cfg
         self.resolution = float(resolution)
@@ -265,8 +279,7 @@ class AGVExpert:
         # speed: zero when turning in place, linear fade with the heading error, slow before
         # sharp turns ahead (far target off the heading), and near the goal
         fade = np.clip(1.0 - np.abs(err) / self.turn_in_place, 0.0, 1.0)
-        corner = np.clip(1.0 - (np.abs(err_far) - np.deg2rad(20.0)) / np.deg2rad(70.0),
-                         0.35, 1.0)
+        corner = np.clip(1.0 - (np.abs(err_far) - np.deg2rad(20.0)) / np.deg2rad(70.0), 0.35, 1.0)
         v_cmd = cfg.v_max * np.minimum(fade, corner)
         v_cmd = np.minimum(v_cmd, 0.4 + 0.8 * dist_goal)
         v_cmd[inflated] = np.minimum(v_cmd[inflated], 0.3)
@@ -282,8 +295,9 @@ class AGVExpert:
         sign = np.where(core.obs_s <= core.obs_len, 1.0, -1.0)
         return direction * (sign * core.obs_speed)[..., None]
 
-    def _avoid(self, v_plan: np.ndarray, horizon: float = 2.0, safety: float = 0.15,
-               reverse: float = -0.6) -> np.ndarray:
+    def _avoid(
+        self, v_plan: np.ndarray, horizon: float = 2.0, safety: float = 0.15, reverse: float = -0.6
+    ) -> np.ndarray:
         """Speed commands (n,) that respect moving obstacles.
 
         The cone rule comes first: a vehicle with an obstacle close ahead gets v = 0 (stop
@@ -303,8 +317,10 @@ class AGVExpert:
         dv = np.clip(cands[..., None] - core.v[:, None, None], -cfg.a_max * k, cfg.a_max * k)
         dist = np.cumsum((core.v[:, None, None] + dv) * dt, axis=-1)  # (n, 3, T)
         path = core.pos[:, None, None, :] + dist[..., None] * heading[:, None, None, :]
-        obs = core.obs_pos[:, None, :, :] + k[None, :, None, None] * \
-            self._obstacle_velocities()[:, None, :, :]  # (n, T, m, 2)
+        obs = (
+            core.obs_pos[:, None, :, :]
+            + k[None, :, None, None] * self._obstacle_velocities()[:, None, :, :]
+        )  # (n, T, m, 2)
         rel = path[:, :, :, None, :] - obs[:, None]  # (n, 3, T, m, 2)
         gap = np.hypot(rel[..., 0], rel[..., 1]) - core.obs_radius - cfg.radius
         min_gap = gap.min(axis=(2, 3))  # (n, 3)

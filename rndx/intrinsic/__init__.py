@@ -20,5 +20,14 @@ def build_intrinsic(kind: str, input_dim: int, **kwargs: Any) -> IntrinsicModule
     return MODULES[kind](input_dim, **kwargs)
 
 
-__all__ = ["RND", "RDD", "IntrinsicModule", "InputSelector", "RunningMeanStd",
-           "IntrinsicRewardNormalizer", "CoefSchedule", "build_intrinsic", "MODULES"]
+__all__ = [
+    "RND",
+    "RDD",
+    "IntrinsicModule",
+    "InputSelector",
+    "RunningMeanStd",
+    "IntrinsicRewardNormalizer",
+    "CoefSchedule",
+    "build_intrinsic",
+    "MODULES",
+]

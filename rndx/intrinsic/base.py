@@ -37,8 +37,9 @@ class InputSelector:
 
     def __init__(self, spec: str | Sequence[int] = "obs"):
         if isinstance(spec, str) and spec not in ("obs", "pose"):
-            raise ValueError(f"intrinsic input={spec!r}; allowed: 'obs', 'pose' or a list of "
-                             "observation indices")
+            raise ValueError(
+                f"intrinsic input={spec!r}; allowed: 'obs', 'pose' or a list of observation indices"
+            )
         self.spec = spec if isinstance(spec, str) else [int(i) for i in spec]
 
     def dim(self, obs_dim: int) -> int:
@@ -51,15 +52,18 @@ class InputSelector:
             raise ValueError(f"intrinsic input indices {bad} out of range for obs_dim={obs_dim}")
         return len(self.spec)
 
-    def __call__(self, obs: np.ndarray, infos: Sequence[dict[str, Any]] | None = None
-                 ) -> np.ndarray:
+    def __call__(
+        self, obs: np.ndarray, infos: Sequence[dict[str, Any]] | None = None
+    ) -> np.ndarray:
         """(n, obs_dim) observations (+ per-env infos) -> (n, input_dim) inputs."""
         if self.spec == "obs":
             return obs
         if self.spec == "pose":
             if not infos or "pose" not in infos[0]:
-                raise KeyError("intrinsic input 'pose' needs info['pose'] from the env "
-                               "(the rndx AGV envs provide it)")
+                raise KeyError(
+                    "intrinsic input 'pose' needs info['pose'] from the env "
+                    "(the rndx AGV envs provide it)"
+                )
             return np.stack([np.asarray(i["pose"], dtype=np.float32) for i in infos])
         return obs[:, self.spec]
 
@@ -79,8 +83,14 @@ class IntrinsicModule(nn.Module):
     :param obs_clip: clip of the whitened input
     """
 
-    def __init__(self, input_dim: int, gamma: float = 0.99, learning_rate: float = 1e-4,
-                 update_proportion: float = 1.0, obs_clip: float = 5.0):
+    def __init__(
+        self,
+        input_dim: int,
+        gamma: float = 0.99,
+        learning_rate: float = 1e-4,
+        update_proportion: float = 1.0,
+        obs_clip: float = 5.0,
+    ):
         super().__init__()
         if not 0.0 < update_proportion <= 1.0:
             raise ValueError(f"update_proportion={update_proportion!r} must be in (0, 1]")
@@ -140,8 +150,9 @@ class IntrinsicModule(nn.Module):
         return self.reward_normalizer(rewards)
 
     @torch.no_grad()
-    def training_batch(self, inputs: np.ndarray | torch.Tensor
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    def training_batch(
+        self, inputs: np.ndarray | torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised inputs and frozen-network outputs for :meth:`update_prepared`.
 
         The target is fixed, so an agent computes this once per rollout instead of once per
@@ -149,13 +160,15 @@ class IntrinsicModule(nn.Module):
         x = self._prepare(inputs)
         return x, self._target(x)
 
-    def update(self, inputs: np.ndarray | torch.Tensor,
-               generator: torch.Generator | None = None) -> dict[str, float]:
+    def update(
+        self, inputs: np.ndarray | torch.Tensor, generator: torch.Generator | None = None
+    ) -> dict[str, float]:
         """One predictor gradient step on a random ``update_proportion`` share of the batch."""
         return self.update_prepared(*self.training_batch(inputs), generator=generator)
 
-    def update_prepared(self, x: torch.Tensor, target: torch.Tensor,
-                        generator: torch.Generator | None = None) -> dict[str, float]:
+    def update_prepared(
+        self, x: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None = None
+    ) -> dict[str, float]:
         """:meth:`update` on the output of :meth:`training_batch` (or a minibatch of it)."""
         assert self.optimizer is not None, "subclasses must call _make_optimizer()"
         if self.update_proportion < 1.0:

@@ -20,8 +20,15 @@ class RDD(IntrinsicModule):
     :param sigma: std of the target distribution (paper: 1)
     """
 
-    def __init__(self, input_dim: int, hidden: int = 64, output_dim: int = 64,
-                 target_layers: int = 2, sigma: float = 1.0, **kwargs):
+    def __init__(
+        self,
+        input_dim: int,
+        hidden: int = 64,
+        output_dim: int = 64,
+        target_layers: int = 2,
+        sigma: float = 1.0,
+        **kwargs,
+    ):
         super().__init__(input_dim, **kwargs)
         if sigma < 0:
             raise ValueError(f"sigma={sigma!r} must be >= 0")

@@ -16,8 +16,14 @@ class RND(IntrinsicModule):
     :param target_layers: hidden layers of the target; the predictor has one more
     """
 
-    def __init__(self, input_dim: int, hidden: int = 256, output_dim: int = 64,
-                 target_layers: int = 2, **kwargs):
+    def __init__(
+        self,
+        input_dim: int,
+        hidden: int = 256,
+        output_dim: int = 64,
+        target_layers: int = 2,
+        **kwargs,
+    ):
         super().__init__(input_dim, **kwargs)
         self._build_networks(hidden, output_dim, target_layers)
 

@@ -126,8 +126,9 @@ def test_save_load_round_trip_and_bad_files(tmp_path: Path) -> None:
     assert isinstance(loaded, ChunkFlowPolicy)
     assert (loaded.horizon, loaded.execute, loaded.flow_steps) == (8, 4, 3)
     obs = OBS.sample()
-    np.testing.assert_allclose(loaded.sample_chunks(obs, 4, seed=1),
-                               policy.sample_chunks(obs, 4, seed=1), atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.sample_chunks(obs, 4, seed=1), policy.sample_chunks(obs, 4, seed=1), atol=1e-6
+    )
     with pytest.raises(FileNotFoundError, match="not found"):
         ChunkFlowPolicy.load(tmp_path / "nope.zip")
     (tmp_path / "bad.zip").write_bytes(b"garbage")
@@ -158,8 +159,9 @@ def test_demos_file_layout(demos: Demos, demos_file: Path) -> None:
 
 
 def test_only_successful_episodes_are_kept(demos: Demos, tmp_path: Path) -> None:
-    mixed = Demos(demos.obs, demos.actions, demos.episode,
-                  np.r_[False, demos.success[1:]], ENV_ID, {}, None)
+    mixed = Demos(
+        demos.obs, demos.actions, demos.episode, np.r_[False, demos.success[1:]], ENV_ID, {}, None
+    )
     path = mixed.save(tmp_path / "mixed.npz")
     kept = load_demos(path)
     assert kept.n_episodes == mixed.success.sum()
@@ -177,8 +179,15 @@ def test_bad_demos_files_fail_clearly(demos: Demos, demos_file: Path, tmp_path: 
         load_demos(demos_file, ENV_ID, (37,), (3,))
     with pytest.raises(ValueError, match="recorded on 'rndx/AGVWarehouse-v0'"):
         load_demos(demos_file, "rndx/AGVPickDrop-v0")
-    empty = Demos(np.zeros((0, 37), np.float32), np.zeros((0, 2), np.float32),
-                  np.zeros(0, np.int64), np.zeros(0, bool), ENV_ID, {}, None)
+    empty = Demos(
+        np.zeros((0, 37), np.float32),
+        np.zeros((0, 2), np.float32),
+        np.zeros(0, np.int64),
+        np.zeros(0, bool),
+        ENV_ID,
+        {},
+        None,
+    )
     with pytest.raises(ValueError, match="empty"):
         load_demos(empty.save(tmp_path / "empty.npz"))
     (tmp_path / "junk.npz").write_bytes(b"junk")
@@ -212,18 +221,35 @@ def test_demos_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
 # ---------------------------------------------------------------------- end to end
 def _cfg(run_dir: Path, *overrides: str):
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose("train", overrides=[
-            "agent=chunk_flow", f"run_dir={run_dir}", "n_envs=1", "progress_bar=false",
-            "eval.episodes=4", "agent.bc.steps=200", "agent.bc.batch_size=128",
-            "agent.policy.encoder_hidden=[64]", "agent.policy.velocity_hidden=[128,128]",
-            *overrides])
+        return compose(
+            "train",
+            overrides=[
+                "agent=chunk_flow",
+                f"run_dir={run_dir}",
+                "n_envs=1",
+                "progress_bar=false",
+                "eval.episodes=4",
+                "agent.bc.steps=200",
+                "agent.bc.batch_size=128",
+                "agent.policy.encoder_hidden=[64]",
+                "agent.policy.velocity_hidden=[128,128]",
+                *overrides,
+            ],
+        )
 
 
 def test_train_rejects_bad_demos_before_training(demos: Demos, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="demos=<file.npz>"):
         train(_cfg(tmp_path / "r0"))
-    wrong = Demos(np.zeros((5, 40), np.float32), np.zeros((5, 2), np.float32),
-                  np.zeros(5, np.int64), np.ones(1, bool), ENV_ID, {}, None)
+    wrong = Demos(
+        np.zeros((5, 40), np.float32),
+        np.zeros((5, 2), np.float32),
+        np.zeros(5, np.int64),
+        np.ones(1, bool),
+        ENV_ID,
+        {},
+        None,
+    )
     path = wrong.save(tmp_path / "wrong.npz")
     with pytest.raises(ValueError, match="observations of shape"):
         train(_cfg(tmp_path / "r1", f"demos={path}"))

@@ -20,9 +20,18 @@ from rndx.train import train
 
 
 def _buffer(n_steps: int = 3) -> DualRolloutBuffer:
-    return DualRolloutBuffer(n_steps, spaces.Box(-1, 1, (1,)), spaces.Box(-1, 1, (1,)),
-                             gae_lambda=0.8, gamma=0.9, n_envs=1, gamma_int=0.99,
-                             ext_coef=2.0, int_coef=1.0, intrinsic_dim=1)
+    return DualRolloutBuffer(
+        n_steps,
+        spaces.Box(-1, 1, (1,)),
+        spaces.Box(-1, 1, (1,)),
+        gae_lambda=0.8,
+        gamma=0.9,
+        n_envs=1,
+        gamma_int=0.99,
+        ext_coef=2.0,
+        int_coef=1.0,
+        intrinsic_dim=1,
+    )
 
 
 def test_two_gaes_by_hand_with_an_episode_end_in_the_middle() -> None:
@@ -40,10 +49,15 @@ def test_two_gaes_by_hand_with_an_episode_end_in_the_middle() -> None:
     """
     buf = _buffer()
     starts = [1.0, 0.0, 1.0]
-    for t, (r, v_ext, v_int) in enumerate(zip([1.0, 0.0, 2.0], [0.5, 0.2, 0.1],
-                                              [1.0, 0.9, 0.8])):
-        buf.add(np.zeros((1, 1)), np.zeros((1, 1)), np.array([r]), np.array([starts[t]]),
-                torch.tensor([[v_ext, v_int]]), torch.zeros(1))
+    for t, (r, v_ext, v_int) in enumerate(zip([1.0, 0.0, 2.0], [0.5, 0.2, 0.1], [1.0, 0.9, 0.8])):
+        buf.add(
+            np.zeros((1, 1)),
+            np.zeros((1, 1)),
+            np.array([r]),
+            np.array([starts[t]]),
+            torch.tensor([[v_ext, v_int]]),
+            torch.zeros(1),
+        )
     buf.rewards_int = np.array([[0.1], [0.4], [0.3]], dtype=np.float32)
     buf.compute_returns_and_advantage(torch.tensor([[0.3, 0.7]]), dones=np.array([False]))
     a_ext = np.array([0.536, -0.2, 2.17])
@@ -65,8 +79,9 @@ def test_gae_last_step_done_cuts_only_the_extrinsic_stream() -> None:
 
 
 def _agent(env_kwargs: dict | None = None, **kwargs) -> IntrinsicPPO:
-    env = make_sb3_vec_env("rndx/AGVWarehouse-v0", 4, seed=0, max_episode_steps=30,
-                           env_kwargs=env_kwargs)
+    env = make_sb3_vec_env(
+        "rndx/AGVWarehouse-v0", 4, seed=0, max_episode_steps=30, env_kwargs=env_kwargs
+    )
     args = dict(n_steps=32, batch_size=64, n_epochs=2, seed=0, init_steps=5)
     args.update(kwargs)
     return IntrinsicPPO("MlpPolicy", env, **args)
@@ -119,8 +134,9 @@ def test_truncation_bootstraps_the_extrinsic_stream_from_the_final_observation()
 
 
 @pytest.mark.parametrize("kind,inp", [("rnd", "obs"), ("rdd", "pose")])
-def test_save_load_gives_identical_actions_and_intrinsic_rewards(tmp_path: Path, kind: str,
-                                                                 inp: str) -> None:
+def test_save_load_gives_identical_actions_and_intrinsic_rewards(
+    tmp_path: Path, kind: str, inp: str
+) -> None:
     model = _agent(intrinsic=kind, intrinsic_input=inp)
     model.learn(256)
     model.save(tmp_path / "m.zip")
@@ -150,18 +166,28 @@ def test_logs_the_documented_tensorboard_keys() -> None:
     recorder = _KeyRecorder()
     model.set_logger(Logger(folder=None, output_formats=[recorder]))
     model.learn(512)
-    for k in ("intrinsic/reward_mean", "intrinsic/reward_std", "intrinsic/predictor_loss",
-              "train/value_loss_ext", "train/value_loss_int", "train/policy_gradient_loss",
-              "train/entropy_loss", "train/approx_kl", "train/clip_fraction",
-              "rollout/ep_rew_mean", "rollout/success_rate"):
+    for k in (
+        "intrinsic/reward_mean",
+        "intrinsic/reward_std",
+        "intrinsic/predictor_loss",
+        "train/value_loss_ext",
+        "train/value_loss_int",
+        "train/policy_gradient_loss",
+        "train/entropy_loss",
+        "train/approx_kl",
+        "train/clip_fraction",
+        "rollout/ep_rew_mean",
+        "rollout/success_rate",
+    ):
         assert k in recorder.keys, k
 
 
 @pytest.mark.parametrize("agent", ["ppo", "ppo_rnd", "ppo_rdd"])
 def test_end_to_end_smoke_run_for_each_agent(tmp_path: Path, agent: str) -> None:
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=smoke", f"agent={agent}",
-                                          f"run_dir={tmp_path}"])
+        cfg = compose(
+            "train", overrides=["experiment=smoke", f"agent={agent}", f"run_dir={tmp_path}"]
+        )
     train(cfg)
     result = json.loads((tmp_path / "eval.json").read_text())
     assert result["episodes"] == cfg.eval.episodes

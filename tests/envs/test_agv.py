@@ -62,16 +62,28 @@ def test_same_seed_same_trajectory(kwargs: dict) -> None:
     assert not np.array_equal(a[0][0], c[0][0])
 
 
-@pytest.mark.parametrize("kwargs", [{}, {**DYNAMIC, "lidar_noise": 0.05, "lidar_dropout": 0.1},
-                                    {"task": "pick_drop", "layout": "pick_drop"}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {**DYNAMIC, "lidar_noise": 0.05, "lidar_dropout": 0.1},
+        {"task": "pick_drop", "layout": "pick_drop"},
+    ],
+)
 def test_batched_core_equals_n_single_envs(kwargs: dict) -> None:
     """Vehicle i of a vector env seeded s follows a single env seeded s + i step by step,
     through episode ends (NEXT_STEP autoreset: the single env resets one step later)."""
     n, seed, steps, limit = 5, 11, 150, 40
-    venv = gym.make_vec("rndx/AGVWarehouse-v0", num_envs=n,
-                        vectorization_mode="vector_entry_point", max_episode_steps=limit, **kwargs)
-    singles = [gym.make("rndx/AGVWarehouse-v0", max_episode_steps=limit, **kwargs)
-               for _ in range(n)]
+    venv = gym.make_vec(
+        "rndx/AGVWarehouse-v0",
+        num_envs=n,
+        vectorization_mode="vector_entry_point",
+        max_episode_steps=limit,
+        **kwargs,
+    )
+    singles = [
+        gym.make("rndx/AGVWarehouse-v0", max_episode_steps=limit, **kwargs) for _ in range(n)
+    ]
     vobs, _ = venv.reset(seed=seed)
     sobs = [e.reset(seed=seed + i)[0] for i, e in enumerate(singles)]
     np.testing.assert_array_equal(vobs, np.stack(sobs))
@@ -94,8 +106,12 @@ def test_batched_core_equals_n_single_envs(kwargs: dict) -> None:
 
 
 def test_gymnasium_vector_next_step_autoreset() -> None:
-    venv = gym.make_vec("rndx/AGVWarehouse-v0", num_envs=2,
-                        vectorization_mode="vector_entry_point", max_episode_steps=3)
+    venv = gym.make_vec(
+        "rndx/AGVWarehouse-v0",
+        num_envs=2,
+        vectorization_mode="vector_entry_point",
+        max_episode_steps=3,
+    )
     venv.reset(seed=0)
     for _ in range(3):
         obs, r, term, trunc, info = venv.step(np.zeros((2, 2), np.float32))
@@ -150,11 +166,13 @@ def test_lidar_matches_hand_computed_distances() -> None:
     env = gym.make("rndx/AGVWarehouse-v0", lidar_range=10.0)
     obs, _ = env.reset(seed=0, options={"start": (1.5, 8.0, 0.0), "goal": (15.5, 2.5)})
     ranges = obs[:32] * 10.0
-    expected = {0.0: 1.5,              # east: shelf face x = 3
-                math.pi: 0.5,          # west: wall face x = 1
-                math.pi / 2: 3.0,      # north: wall face y = 11
-                -math.pi / 2: 7.0,     # south: wall face y = 1
-                math.pi / 4: 3.0 * math.sqrt(2)}  # north-east passes over the shelf to y = 11
+    expected = {
+        0.0: 1.5,  # east: shelf face x = 3
+        math.pi: 0.5,  # west: wall face x = 1
+        math.pi / 2: 3.0,  # north: wall face y = 11
+        -math.pi / 2: 7.0,  # south: wall face y = 1
+        math.pi / 4: 3.0 * math.sqrt(2),
+    }  # north-east passes over the shelf to y = 11
     for angle, dist in expected.items():
         assert ranges[_beam(env, angle)] == pytest.approx(dist, abs=1e-5), angle
 
@@ -223,8 +241,9 @@ def test_moving_obstacles_move_and_collide() -> None:
     before = core.obs_pos[0].copy()
     env.step(np.zeros(2, np.float32))
     assert np.all(np.linalg.norm(core.obs_pos[0] - before, axis=1) > 0.0)
-    env.reset(seed=3, options={"start": (8.0, 6.0, 0.0),
-                               "obstacles": [(8.5, 6.0)] + [(1.5, 1.5)] * 4})
+    env.reset(
+        seed=3, options={"start": (8.0, 6.0, 0.0), "obstacles": [(8.5, 6.0)] + [(1.5, 1.5)] * 4}
+    )
     _, r, term, _, info = env.step(np.zeros(2, np.float32))
     assert term and info["collision"]
 

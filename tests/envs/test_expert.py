@@ -52,18 +52,24 @@ def run_episodes(kwargs: dict, max_steps: int, n: int, seed: int) -> dict[str, f
         done |= new
         if done.all():
             break
-    return {"success": success.mean(), "collision": collision.mean(),
-            "length": float(length[success].mean()) if success.any() else float("nan"),
-            "plan_ms": 1e3 * float(np.mean(expert.plan_times)), "plans": len(expert.plan_times)}
+    return {
+        "success": success.mean(),
+        "collision": collision.mean(),
+        "length": float(length[success].mean()) if success.any() else float("nan"),
+        "plan_ms": 1e3 * float(np.mean(expert.plan_times)),
+        "plans": len(expert.plan_times),
+    }
 
 
 @pytest.mark.parametrize("layout", list(STATIC))
 def test_expert_solves_static_layouts(layout: str) -> None:
     kwargs, max_steps = STATIC[layout]
     r = run_episodes(kwargs, max_steps, EPISODES, SEED)
-    print(f"\n[expert] {layout}: success {r['success']:.3f} collision {r['collision']:.3f} "
-          f"over {EPISODES} episodes (seeds {SEED}..{SEED + EPISODES - 1}), mean length "
-          f"{r['length']:.1f} steps, {r['plans']} plans at {r['plan_ms']:.1f} ms")
+    print(
+        f"\n[expert] {layout}: success {r['success']:.3f} collision {r['collision']:.3f} "
+        f"over {EPISODES} episodes (seeds {SEED}..{SEED + EPISODES - 1}), mean length "
+        f"{r['length']:.1f} steps, {r['plans']} plans at {r['plan_ms']:.1f} ms"
+    )
     assert r["success"] >= 0.95, r
 
 
@@ -71,9 +77,11 @@ def test_expert_dynamic_success_rate_is_reported() -> None:
     """No bar: the expert only stops for moving obstacles, which do not avoid it."""
     spec = gym.spec("rndx/AGVWarehouseDynamic-v0")
     r = run_episodes(dict(spec.kwargs), spec.max_episode_steps, EPISODES, SEED)
-    print(f"\n[expert] dynamic (small, {spec.kwargs}): success {r['success']:.3f} "
-          f"collision {r['collision']:.3f} over {EPISODES} episodes, mean length "
-          f"{r['length']:.1f}")
+    print(
+        f"\n[expert] dynamic (small, {spec.kwargs}): success {r['success']:.3f} "
+        f"collision {r['collision']:.3f} over {EPISODES} episodes, mean length "
+        f"{r['length']:.1f}"
+    )
     assert 0.0 <= r["success"] <= 1.0
 
 
@@ -96,9 +104,13 @@ def test_expert_through_the_vector_face_with_autoreset() -> None:
     """NEXT_STEP autoreset: the expert replans by itself when an env restarts (step 0, new
     goal); calling reset(idx) for the ended envs is allowed too."""
     n, max_steps = 16, 500
-    venv = gym.make_vec("rndx/AGVWarehouse-v0", num_envs=n,
-                        vectorization_mode="vector_entry_point", layout="small",
-                        max_episode_steps=max_steps)
+    venv = gym.make_vec(
+        "rndx/AGVWarehouse-v0",
+        num_envs=n,
+        vectorization_mode="vector_entry_point",
+        layout="small",
+        max_episode_steps=max_steps,
+    )
     venv.reset(seed=7)
     expert = AGVExpert(venv.unwrapped.core)
     ended = np.zeros(n, bool)

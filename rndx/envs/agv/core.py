@@ -149,8 +149,9 @@ class AGVCore:
         self.obs_len = np.ones((n, m))
         self.obs_s = np.zeros((n, m))
         self.obs_speed = np.zeros((n, m))
-        self.obs_radius = np.r_[np.full(cfg.n_agvs, cfg.agv_radius),
-                                np.full(cfg.n_pedestrians, cfg.pedestrian_radius)]
+        self.obs_radius = np.r_[
+            np.full(cfg.n_agvs, cfg.agv_radius), np.full(cfg.n_pedestrians, cfg.pedestrian_radius)
+        ]
         self.obs_pos = np.zeros((n, m, 2))
         self.ranges = np.zeros((n, cfg.n_beams))
         self.pose = np.zeros((n, 4), dtype=np.float32)
@@ -189,7 +190,8 @@ class AGVCore:
                     raise ValueError(
                         f"layout {self.world.layout.name!r}: no goal cell is at least "
                         f"min_goal_distance={cfg.min_goal_distance} m from the start; the "
-                        f"farthest found was {best_d:.2f} m")
+                        f"farthest found was {best_d:.2f} m"
+                    )
                 self.goal[i] = self.final_goal[i] = best
             self._reset_obstacles(i, rng)
         self.v[idx] = 0.0
@@ -206,8 +208,10 @@ class AGVCore:
         and distribution shifts."""
         allowed = {"start", "goal", "obstacles"}
         if set(options) - allowed:
-            raise ValueError(f"unknown reset option(s) {sorted(set(options) - allowed)}; "
-                             f"allowed: {sorted(allowed)}")
+            raise ValueError(
+                f"unknown reset option(s) {sorted(set(options) - allowed)}; "
+                f"allowed: {sorted(allowed)}"
+            )
         if "start" in options:
             x, y, th = np.asarray(options["start"], dtype=np.float64)
             self.pos[i], self.theta[i] = (x, y), th
@@ -279,29 +283,64 @@ class AGVCore:
         ``collision``, ``picked`` and the reward terms. Observations come from :meth:`observe`.
         """
         cfg = self.cfg
-        integrate(self.pos, self.theta, self.v, self.w, actions, cfg.v_max, cfg.w_max,
-                  cfg.actuator_gain, cfg.a_max * cfg.dt, cfg.alpha_max * cfg.dt, cfg.dt)
+        integrate(
+            self.pos,
+            self.theta,
+            self.v,
+            self.w,
+            actions,
+            cfg.v_max,
+            cfg.w_max,
+            cfg.actuator_gain,
+            cfg.a_max * cfg.dt,
+            cfg.alpha_max * cfg.dt,
+            cfg.dt,
+        )
         self.steps += 1
         if self.m:
             self.obs_s = np.mod(self.obs_s + self.obs_speed * cfg.dt, 2.0 * self.obs_len)
             self.obs_pos = self._obstacle_positions()
 
         collision = self._collides()
-        ev = goal_events(self.pos, self.goal, self.final_goal, self.phase, self.prev_dist,
-                         collision, cfg.goal_radius, cfg.task == "pick_drop", cfg.goal_reward,
-                         cfg.pick_reward, cfg.collision_penalty,
-                         cfg.progress_coef if cfg.reward == "dense" else 0.0)
-        events = {"success": ev[:, 0] > 0, "collision": collision, "picked": ev[:, 1] > 0,
-                  "reward_goal": ev[:, 2], "reward_collision": ev[:, 3],
-                  "reward_progress": ev[:, 4]}
+        ev = goal_events(
+            self.pos,
+            self.goal,
+            self.final_goal,
+            self.phase,
+            self.prev_dist,
+            collision,
+            cfg.goal_radius,
+            cfg.task == "pick_drop",
+            cfg.goal_reward,
+            cfg.pick_reward,
+            cfg.collision_penalty,
+            cfg.progress_coef if cfg.reward == "dense" else 0.0,
+        )
+        events = {
+            "success": ev[:, 0] > 0,
+            "collision": collision,
+            "picked": ev[:, 1] > 0,
+            "reward_goal": ev[:, 2],
+            "reward_collision": ev[:, 3],
+            "reward_progress": ev[:, 4],
+        }
         if self.track_env >= 0:
             self.trail.append(self.pos[self.track_env].copy())
         return ev[:, 5], events
 
     def _collides(self) -> np.ndarray:
         w = self.world
-        return collisions(self.pos, self.cfg.radius, w.boxes, w.near, w.layout.cell, self.width,
-                          self.height, self.obs_pos, self.obs_radius)
+        return collisions(
+            self.pos,
+            self.cfg.radius,
+            w.boxes,
+            w.near,
+            w.layout.cell,
+            self.width,
+            self.height,
+            self.obs_pos,
+            self.obs_radius,
+        )
 
     # ------------------------------------------------------------------ sensing
     def lidar(self, idx: np.ndarray | None = None) -> np.ndarray:
@@ -309,9 +348,17 @@ class AGVCore:
         vehicles ``idx`` (all when None): geometry.cast_rays on the world's candidate boxes."""
         world = self.world
         sel = slice(None) if idx is None else idx
-        return cast_rays(self.pos[sel], self.theta[sel], self.beam_offsets, world.boxes,
-                         world.candidates, world.layout.cell, self.obs_pos[sel],
-                         self.obs_radius, self.cfg.lidar_range)
+        return cast_rays(
+            self.pos[sel],
+            self.theta[sel],
+            self.beam_offsets,
+            world.boxes,
+            world.candidates,
+            world.layout.cell,
+            self.obs_pos[sel],
+            self.obs_radius,
+            self.cfg.lidar_range,
+        )
 
     def observe(self, idx: np.ndarray | None = None) -> np.ndarray:
         """Observation (n, obs_dim) float32: lidar / range, goal distance / diagonal, goal
@@ -332,9 +379,19 @@ class AGVCore:
             ranges = np.clip(ranges, 0.0, cfg.lidar_range)
         self.ranges[sel] = ranges
         obs, self.pose[sel] = features(
-            ranges, self.pos[sel], self.theta[sel], self.goal[sel], self.v[sel], self.w[sel],
-            self.phase[sel], cfg.lidar_range, self.diag, cfg.v_max, cfg.w_max,
-            cfg.task == "pick_drop")
+            ranges,
+            self.pos[sel],
+            self.theta[sel],
+            self.goal[sel],
+            self.v[sel],
+            self.w[sel],
+            self.phase[sel],
+            cfg.lidar_range,
+            self.diag,
+            cfg.v_max,
+            cfg.w_max,
+            cfg.task == "pick_drop",
+        )
         return obs
 
     def poses(self) -> np.ndarray:

@@ -38,9 +38,17 @@ def _slab(o: float, d: float, lo: float, hi: float) -> tuple[float, float]:
 
 
 @numba.njit(cache=True)
-def cast_rays(pos: np.ndarray, theta: np.ndarray, offsets: np.ndarray, boxes: np.ndarray,
-              candidates: np.ndarray, cell: float, obs_pos: np.ndarray, obs_radius: np.ndarray,
-              max_range: float) -> np.ndarray:
+def cast_rays(
+    pos: np.ndarray,
+    theta: np.ndarray,
+    offsets: np.ndarray,
+    boxes: np.ndarray,
+    candidates: np.ndarray,
+    cell: float,
+    obs_pos: np.ndarray,
+    obs_radius: np.ndarray,
+    max_range: float,
+) -> np.ndarray:
     """Ranges (n, b) from each vehicle along each beam to the first box or circle, capped.
 
     Boxes are (x0, y0, x1, y1); slab test per box. Circles: the smaller root of
@@ -101,9 +109,19 @@ def clearance(pos: np.ndarray, boxes: np.ndarray, near: np.ndarray, cell: float)
 
 
 @numba.njit(cache=True)
-def integrate(pos: np.ndarray, theta: np.ndarray, v: np.ndarray, w: np.ndarray,
-              actions: np.ndarray, v_max: float, w_max: float, gain: float, dv: float,
-              dw: float, dt: float) -> None:
+def integrate(
+    pos: np.ndarray,
+    theta: np.ndarray,
+    v: np.ndarray,
+    w: np.ndarray,
+    actions: np.ndarray,
+    v_max: float,
+    w_max: float,
+    gain: float,
+    dv: float,
+    dw: float,
+    dt: float,
+) -> None:
     """Unicycle step in place. Commands = action x limit x gain, saturated at the limits;
     velocities move towards them by at most dv, dw (acceleration limits x dt); the pose
     advances along the midpoint heading."""
@@ -120,9 +138,17 @@ def integrate(pos: np.ndarray, theta: np.ndarray, v: np.ndarray, w: np.ndarray,
 
 
 @numba.njit(cache=True)
-def collisions(pos: np.ndarray, radius: float, boxes: np.ndarray, near: np.ndarray, cell: float,
-               width: float, height: float, obs_pos: np.ndarray,
-               obs_radius: np.ndarray) -> np.ndarray:
+def collisions(
+    pos: np.ndarray,
+    radius: float,
+    boxes: np.ndarray,
+    near: np.ndarray,
+    cell: float,
+    width: float,
+    height: float,
+    obs_pos: np.ndarray,
+    obs_radius: np.ndarray,
+) -> np.ndarray:
     """(n,) True where a vehicle of ``radius`` overlaps a box or obstacle or left the floor."""
     n = pos.shape[0]
     gaps = clearance(pos, boxes, near, cell)
@@ -139,9 +165,20 @@ def collisions(pos: np.ndarray, radius: float, boxes: np.ndarray, near: np.ndarr
 
 
 @numba.njit(cache=True)
-def features(ranges: np.ndarray, pos: np.ndarray, theta: np.ndarray, goal: np.ndarray,
-             v: np.ndarray, w: np.ndarray, phase: np.ndarray, lidar_range: float, diag: float,
-             v_max: float, w_max: float, with_phase: bool) -> tuple[np.ndarray, np.ndarray]:
+def features(
+    ranges: np.ndarray,
+    pos: np.ndarray,
+    theta: np.ndarray,
+    goal: np.ndarray,
+    v: np.ndarray,
+    w: np.ndarray,
+    phase: np.ndarray,
+    lidar_range: float,
+    diag: float,
+    v_max: float,
+    w_max: float,
+    with_phase: bool,
+) -> tuple[np.ndarray, np.ndarray]:
     """Observation rows (lidar / range, goal distance / diag, cos and sin of the goal bearing
     in the vehicle frame, v / v_max, w / w_max [, carrying]) and poses (x, y, cos, sin)."""
     n, b = ranges.shape
@@ -165,10 +202,20 @@ def features(ranges: np.ndarray, pos: np.ndarray, theta: np.ndarray, goal: np.nd
 
 
 @numba.njit(cache=True)
-def goal_events(pos: np.ndarray, goal: np.ndarray, final_goal: np.ndarray, phase: np.ndarray,
-                prev_dist: np.ndarray, collision: np.ndarray, goal_radius: float,
-                pick_drop: bool, goal_reward: float, pick_reward: float,
-                collision_penalty: float, progress_coef: float) -> np.ndarray:
+def goal_events(
+    pos: np.ndarray,
+    goal: np.ndarray,
+    final_goal: np.ndarray,
+    phase: np.ndarray,
+    prev_dist: np.ndarray,
+    collision: np.ndarray,
+    goal_radius: float,
+    pick_drop: bool,
+    goal_reward: float,
+    pick_reward: float,
+    collision_penalty: float,
+    progress_coef: float,
+) -> np.ndarray:
     """Goal bookkeeping in place (phase, goal, prev_dist) and the reward terms.
 
     Returns (n, 6): success, picked, reward_goal, reward_collision, reward_progress, reward.

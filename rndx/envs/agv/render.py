@@ -48,18 +48,21 @@ def render_frame(core, i: int = 0, px_per_m: int = 24) -> np.ndarray:
 
     pos, th = core.pos[i], core.theta[i]
     ends = pos + core.ranges[i][:, None] * np.stack(
-        [np.cos(th + core.beam_offsets), np.sin(th + core.beam_offsets)], axis=1)
+        [np.cos(th + core.beam_offsets), np.sin(th + core.beam_offsets)], axis=1
+    )
     for e in ends:
         pygame.draw.aaline(surf, RAY, to_px(pos), to_px(e))
     if core.track_env == i and len(core.trail) > 1:
         pygame.draw.lines(surf, TRAIL, False, [to_px(p) for p in core.trail], width=2)
     pygame.draw.circle(surf, GOAL, to_px(core.goal[i]), int(core.cfg.goal_radius * px_per_m))
-    pygame.draw.circle(surf, (255, 255, 255), to_px(core.goal[i]),
-                       int(core.cfg.goal_radius * px_per_m * 0.4))
+    pygame.draw.circle(
+        surf, (255, 255, 255), to_px(core.goal[i]), int(core.cfg.goal_radius * px_per_m * 0.4)
+    )
     for j in range(core.m):
         colour = AGV if j < core.cfg.n_agvs else PEDESTRIAN
-        pygame.draw.circle(surf, colour, to_px(core.obs_pos[i, j]),
-                           max(int(core.obs_radius[j] * px_per_m), 2))
+        pygame.draw.circle(
+            surf, colour, to_px(core.obs_pos[i, j]), max(int(core.obs_radius[j] * px_per_m), 2)
+        )
     r = max(int(core.cfg.radius * px_per_m), 3)
     pygame.draw.circle(surf, VEHICLE, to_px(pos), r)
     tip = pos + core.cfg.radius * np.array([np.cos(th), np.sin(th)])

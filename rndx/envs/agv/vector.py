@@ -42,8 +42,13 @@ def _seed_list(seed: int | Sequence[int | None] | None, n: int) -> list[int | No
 class _BatchedFace:
     """What both faces share: the core, spaces, time limit and episode bookkeeping."""
 
-    def _setup(self, num_envs: int, max_episode_steps: int | None, render_mode: str | None,
-               kwargs: dict[str, Any]) -> None:
+    def _setup(
+        self,
+        num_envs: int,
+        max_episode_steps: int | None,
+        render_mode: str | None,
+        kwargs: dict[str, Any],
+    ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode={render_mode!r}; allowed: None, 'rgb_array'")
         if max_episode_steps is not None and max_episode_steps < 1:
@@ -56,8 +61,9 @@ class _BatchedFace:
         self.single_observation_space = spaces.Box(low, high, dtype=np.float32)
         self.single_action_space = spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
 
-    def _advance(self, actions: Any) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray,
-                                              np.ndarray]:
+    def _advance(
+        self, actions: Any
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]:
         a = validate_actions(actions, self.core.n)
         reward, events = self.core.step(a)
         terminated = events["success"] | events["collision"]
@@ -83,19 +89,31 @@ class AGVWarehouseVectorEnv(_BatchedFace, VectorEnv):
     Infos are dicts of arrays with Gymnasium's ``_key`` masks; the reset semantics are
     ``AutoresetMode.NEXT_STEP`` (module docstring)."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 10,
-                "autoreset_mode": AutoresetMode.NEXT_STEP}
+    metadata = {
+        "render_modes": ["rgb_array"],
+        "render_fps": 10,
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
+    }
 
-    def __init__(self, num_envs: int = 1, max_episode_steps: int | None = None,
-                 render_mode: str | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        num_envs: int = 1,
+        max_episode_steps: int | None = None,
+        render_mode: str | None = None,
+        **kwargs: Any,
+    ):
         self._setup(num_envs, max_episode_steps, render_mode, kwargs)
         self.num_envs = num_envs
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._autoreset = np.zeros(num_envs, dtype=bool)
 
-    def reset(self, *, seed: int | Sequence[int | None] | None = None,
-              options: dict[str, Any] | None = None):
+    def reset(
+        self,
+        *,
+        seed: int | Sequence[int | None] | None = None,
+        options: dict[str, Any] | None = None,
+    ):
         seeds = _seed_list(seed, self.num_envs)
         if seeds is not None:
             self.core.seed(seeds)
@@ -137,8 +155,13 @@ class AGVSB3VecEnv(_BatchedFace, VecEnv):
 
     Episode statistics (``info["episode"]``) come from wrapping it in ``VecMonitor``."""
 
-    def __init__(self, num_envs: int = 1, max_episode_steps: int | None = None,
-                 render_mode: str | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        num_envs: int = 1,
+        max_episode_steps: int | None = None,
+        render_mode: str | None = None,
+        **kwargs: Any,
+    ):
         self._setup(num_envs, max_episode_steps, render_mode, kwargs)
         VecEnv.__init__(self, num_envs, self.single_observation_space, self.single_action_space)
         self._actions: np.ndarray | None = None
@@ -193,8 +216,10 @@ class AGVSB3VecEnv(_BatchedFace, VecEnv):
         setattr(self, attr_name, value)
 
     def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs):
-        return [getattr(self, method_name)(*method_args, **method_kwargs)
-                for _ in self._get_indices(indices)]
+        return [
+            getattr(self, method_name)(*method_args, **method_kwargs)
+            for _ in self._get_indices(indices)
+        ]
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices=None) -> list[bool]:
         return [False for _ in self._get_indices(indices)]

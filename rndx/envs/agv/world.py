@@ -71,7 +71,8 @@ def parse_layout(text: str, name: str = "custom", cell: float = 1.0) -> Layout:
     bad = set(np.unique(grid)) - LEGEND
     if bad:
         raise ValueError(
-            f"layout {name!r}: unknown characters {sorted(bad)}; allowed {sorted(LEGEND)}")
+            f"layout {name!r}: unknown characters {sorted(bad)}; allowed {sorted(LEGEND)}"
+        )
     border = np.concatenate([grid[0], grid[-1], grid[:, 0], grid[:, -1]])
     if not np.all(border == WALL):
         raise ValueError(f"layout {name!r} must be enclosed by '#' walls")
@@ -235,8 +236,9 @@ class World:
         """Distance from points (n, 2) to the nearest wall or shelf."""
         from rndx.envs.agv.geometry import clearance
 
-        return clearance(np.ascontiguousarray(xy, dtype=np.float64), self.boxes, self.near,
-                         self.layout.cell)
+        return clearance(
+            np.ascontiguousarray(xy, dtype=np.float64), self.boxes, self.near, self.layout.cell
+        )
 
     def segment_clear(self, a: np.ndarray, b: np.ndarray, margin: float) -> bool:
         """True when the segment a-b keeps ``margin`` metres from every box (sampled every 5 cm)."""
