@@ -139,19 +139,26 @@ def plot(results: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, (ax, ax_cov) = plt.subplots(1, 2, figsize=(11, 4.2))
     for a in dict.fromkeys(r["agent"] for r in results):
         runs = [r for r in results if r["agent"] == a]
         t = np.array([p[0] for p in runs[0]["curve"]])
         v = np.array([[p[1] for p in r["curve"]] for r in runs])
-        ax.plot(t, v.mean(0), label=f"{a} (n={len(runs)})")
-        ax.fill_between(t, v.min(0), v.max(0), alpha=0.2)
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("success rate (training episodes)")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title("AGV warehouse, hard layout, sparse reward: mean and min-max over seeds")
-    ax.grid(alpha=0.3)
-    ax.legend()
+        (line,) = ax.plot(t, v.mean(0), label=f"{a} (n={len(runs)})")
+        ax.fill_between(t, v.min(0), v.max(0), alpha=0.2, color=line.get_color())
+        n = min(len(r["coverage"]) for r in runs)
+        tc = np.array([p[0] for p in runs[0]["coverage"][:n]])
+        c = np.array([[p[1] / r["free_cells"] for p in r["coverage"][:n]] for r in runs])
+        ax_cov.plot(tc, c.mean(0), color=line.get_color(), label=a)
+        ax_cov.fill_between(tc, c.min(0), c.max(0), alpha=0.2, color=line.get_color())
+    ax.set_ylabel("success rate (training episodes, 50k window)")
+    ax_cov.set_ylabel("fraction of the floor's 1 m cells visited")
+    for a_ in (ax, ax_cov):
+        a_.set_xlabel("environment steps")
+        a_.set_ylim(-0.02, 1.02)
+        a_.grid(alpha=0.3)
+        a_.legend()
+    fig.suptitle("AGV warehouse, hard layout, sparse reward: mean and min-max over seeds")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -164,8 +171,16 @@ def main() -> None:
     p.add_argument("--window", type=int, default=50_000)
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     p.add_argument("--tag", default="exploration")
+    p.add_argument("--replot", type=Path, help="redraw PNG and table from a saved JSON")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = p.parse_args()
+    if args.replot:
+        saved = json.loads(args.replot.read_text())
+        plot(saved["results"], args.replot.with_suffix(".png"))
+        steps = saved["args"]["steps"]
+        marks = [m for m in (250_000, 500_000, 1_000_000) if m <= steps] or [steps]
+        print(table(saved["results"], marks))
+        return
     window = min(args.window, args.steps)
     jobs = [(a, s) for s in args.seeds for a in args.agents]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
