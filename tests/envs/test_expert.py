@@ -7,8 +7,6 @@ face to check the expert copes with NEXT_STEP autoreset, one through the single 
 
 from __future__ import annotations
 
-import time
-
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -85,19 +83,16 @@ def test_expert_dynamic_success_rate_is_reported() -> None:
     assert 0.0 <= r["success"] <= 1.0
 
 
-def test_planning_is_fast_on_the_large_layout() -> None:
+def test_cost_to_go_fields_are_cached_per_goal() -> None:
+    """One Dijkstra field per goal cell, reused on the next call (planning cost is paid once
+    per goal, not per step); its speed is a benchmark matter, not a test's."""
     core = AGVCore(1, AGVConfig(layout="large"))
     expert = AGVExpert(core)
     goals = core.goal_cells[:6]
-    t0 = time.perf_counter()
-    for g in goals:
-        expert.field(g)
-    per_goal = (time.perf_counter() - t0) / len(goals)
-    print(f"\n[expert] large layout: {per_goal * 1e3:.1f} ms per cost-to-go field")
-    assert per_goal < 0.05
-    n_fields = len(expert.fields)
-    expert.field(goals[0])  # cached: no new field
-    assert len(expert.fields) == n_fields
+    fields = [expert.field(g) for g in goals]
+    assert len(expert.fields) == len(goals)
+    assert expert.field(goals[0]) is fields[0]  # cached: no new field
+    assert len(expert.fields) == len(goals)
 
 
 def test_expert_through_the_vector_face_with_autoreset() -> None:
