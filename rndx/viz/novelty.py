@@ -170,16 +170,14 @@ def plot_novelty(
     extent = (0.0, w, 0.0, h)
     panels = 1 if visits is None else 2
     fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 5.2 * h / w + 0.9), squeeze=False)
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad((0.45, 0.45, 0.45))
+    cmap = plt.get_cmap("viridis").with_extremes(bad=(0.45, 0.45, 0.45))
     im = axes[0, 0].imshow(np.ma.masked_invalid(bonus), origin="lower", extent=extent, cmap=cmap)
     axes[0, 0].set_title("intrinsic bonus (raw, mean over headings)", fontsize=9)
     fig.colorbar(im, ax=axes[0, 0], fraction=0.046, pad=0.02)
     if visits is not None:
         density = visits / max(visits.sum(), 1)
         shown = np.ma.masked_where(visits == 0, density)
-        cmap2 = plt.get_cmap("magma").copy()
-        cmap2.set_bad((0.93, 0.93, 0.93))
+        cmap2 = plt.get_cmap("magma").with_extremes(bad=(0.93, 0.93, 0.93))
         vmin = shown.min() if shown.count() else 1e-6
         vmax = shown.max() if shown.count() else 1.0
         im2 = axes[0, 1].imshow(

@@ -34,6 +34,7 @@ TEXT = (40, 40, 40)
 SCORE = {"rnd_oe": (30, 90, 200), "ace": (140, 60, 170)}
 THRESHOLD = (230, 140, 20)
 ALARM = (215, 30, 30)
+ABOVE = (200, 80, 0)  # label colour of a score above its threshold
 ALARM_TINT = (252, 228, 228)
 
 
@@ -130,7 +131,7 @@ def draw_monitor_strip(
             label = f"{name} {value:.3g}"
         else:
             above, label = False, name
-        text = font.render(label, True, ALARM if above else TEXT)
+        text = font.render(label, True, ABOVE if above else TEXT)
         surf.blit(text, (left, top + (bottom - top - text.get_height()) // 2))
         if alarm_step is not None:
             ax = to_x(alarm_step)
