@@ -25,8 +25,11 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -e ".[dev]"
 	touch $(STAMP)
 
+# `make train` is the first run a new user sees: configs/experiment/quickstart.yaml, minutes on
+# a laptop CPU with a useful result. EXPERIMENT=null trains the full default recipe instead.
+EXPERIMENT ?= quickstart
 train: $(STAMP)
-	$(PY) -m rndx.train $(ARGS)
+	$(PY) -m rndx.train experiment=$(EXPERIMENT) $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" -q $(ARGS)

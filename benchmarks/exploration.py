@@ -133,27 +133,22 @@ def table(results: list[dict], marks: list[int]) -> str:
 
 
 def plot(results: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Success-rate curves, mean and min-max over seeds, drawn by rndx.report."""
     import numpy as np
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for a in dict.fromkeys(r["agent"] for r in results):
-        runs = [r for r in results if r["agent"] == a]
-        t = np.array([p[0] for p in runs[0]["curve"]])
-        v = np.array([[p[1] for p in r["curve"]] for r in runs])
-        ax.plot(t, v.mean(0), label=f"{a} (n={len(runs)})")
-        ax.fill_between(t, v.min(0), v.max(0), alpha=0.2)
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("success rate (training episodes)")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title("AGV warehouse, hard layout, sparse reward: mean and min-max over seeds")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    from rndx.report import plot_curves
+
+    groups: dict[str, list] = {}
+    for r in results:
+        t = np.array([p[0] for p in r["curve"]], dtype=float)
+        v = np.array([p[1] for p in r["curve"]], dtype=float)
+        groups.setdefault(r["agent"], []).append((t, v))
+    plot_curves(
+        [("success rate (training episodes)", groups)],
+        path,
+        "AGV warehouse, hard layout, sparse reward: mean and min-max over seeds",
+        ylims=[(-0.02, 1.02)],
+    )
 
 
 def main() -> None:
