@@ -30,6 +30,10 @@ use_headless_backends()
 FORMATS = ("mp4", "gif")
 
 
+class NotRenderable(ValueError):
+    """The run's env has no ``rgb_array`` render mode, so there is nothing to record."""
+
+
 @dataclass
 class Episode:
     """One recorded episode: the reset frame plus one frame per step, and what happened."""
@@ -206,7 +210,7 @@ def record_run(
     env = gym.make(env_id, render_mode="rgb_array", max_episode_steps=max_steps, **kwargs)
     if "rgb_array" not in env.metadata.get("render_modes", []):
         env.close()
-        raise ValueError(f"env {env_id!r} cannot render rgb_array frames; nothing to record")
+        raise NotRenderable(f"env {env_id!r} cannot render rgb_array frames; nothing to record")
     fps = float(fps if fps is not None else env.metadata.get("render_fps", 10)) / every
     horizon = int(max_steps) if max_steps is not None else None
     written = []
@@ -248,8 +252,14 @@ def after_training(cfg: Any, run_dir: str | Path, model: Any = None) -> dict[str
     video = cfg.get("video")
     if video is not None and bool(video.enabled):
         out = Path(video.dir) if video.get("dir") else run / "videos"
-        videos = record_run(run, episodes=int(video.episodes), fmt=str(video.format), out_dir=out)
-        written["video"] = Path(videos[0]["path"]) if len(videos) == 1 else out
+        try:
+            videos = record_run(
+                run, episodes=int(video.episodes), fmt=str(video.format), out_dir=out
+            )
+        except NotRenderable as exc:
+            print(f"no video: {exc}")
+        else:
+            written["video"] = Path(videos[0]["path"]) if len(videos) == 1 else out
     return written
 
 

@@ -218,7 +218,8 @@ def _print_summary(
         f"  config: {run_dir / 'config.yaml'}\n"
         f"  eval:   {run_dir / 'eval.json'}\n"
         + "".join(f"  {k + ':':<7} {v}\n" for k, v in (extras or {}).items())
-        + f"  logs:   tensorboard --logdir {run_dir / 'tb'}"
+        + f"  logs:   tensorboard --logdir {run_dir / 'tb'}\n"
+        f"  curves: python -m rndx.report {run_dir}"
     )
 
 
