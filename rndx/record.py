@@ -102,9 +102,10 @@ def play_episode(env: Any, policy: Any, seed: int, deterministic: bool, monitore
         policy.reset()
     episode = Episode(frames=[env.render()])
     pass_start = _accepts(policy.predict, "episode_start")
+    pass_det = _accepts(policy.predict, "deterministic")
     first, done = True, False
     while not done:
-        kwargs: dict[str, Any] = {"deterministic": deterministic}
+        kwargs: dict[str, Any] = {"deterministic": deterministic} if pass_det else {}
         if pass_start:
             kwargs["episode_start"] = np.array([first])
         action, extra = policy.predict(obs, **kwargs)

@@ -193,3 +193,24 @@ def test_novelty_grid_follows_the_module_and_masks_solid_cells() -> None:
     free = ~solid
     xs = np.broadcast_to(np.arange(0.25, w, 0.5), bonus.shape)
     np.testing.assert_allclose(bonus[free], xs[free], rtol=1e-6)
+
+
+def test_monitor_record_accepts_the_contract_shapes() -> None:
+    from rndx.record import monitor_record
+
+    rec = {
+        "rnd_oe": np.float32(0.5),
+        "ace": np.array([0.25]),
+        "rnd_oe_threshold": 1.0,
+        "ace_threshold": 2.0,
+        "alarm": np.bool_(True),
+        "alarm_step": 4,
+        "step": 7,
+    }
+    for shape in (rec, [rec], {"monitor": rec}):
+        out = monitor_record(shape)
+        assert out["rnd_oe"] == 0.5 and out["ace"] == 0.25 and out["alarm"] is True
+    with pytest.raises(ValueError, match="without the monitor keys"):
+        monitor_record({"rnd_oe": 1.0})
+    with pytest.raises(ValueError, match="NoneType"):
+        monitor_record(None)
