@@ -133,34 +133,29 @@ def table(results: list[dict], marks: list[int]) -> str:
 
 
 def plot(results: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Success rate and floor coverage against steps, mean and min-max over seeds (rndx.report)."""
     import numpy as np
 
-    fig, (ax, ax_cov) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for a in dict.fromkeys(r["agent"] for r in results):
-        runs = [r for r in results if r["agent"] == a]
-        t = np.array([p[0] for p in runs[0]["curve"]])
-        v = np.array([[p[1] for p in r["curve"]] for r in runs])
-        (line,) = ax.plot(t, v.mean(0), label=f"{a} (n={len(runs)})")
-        ax.fill_between(t, v.min(0), v.max(0), alpha=0.2, color=line.get_color())
-        n = min(len(r["coverage"]) for r in runs)
-        tc = np.array([p[0] for p in runs[0]["coverage"][:n]])
-        c = np.array([[p[1] / r["free_cells"] for p in r["coverage"][:n]] for r in runs])
-        ax_cov.plot(tc, c.mean(0), color=line.get_color(), label=a)
-        ax_cov.fill_between(tc, c.min(0), c.max(0), alpha=0.2, color=line.get_color())
-    ax.set_ylabel("success rate (training episodes, 50k window)")
-    ax_cov.set_ylabel("fraction of the floor's 1 m cells visited")
-    for a_ in (ax, ax_cov):
-        a_.set_xlabel("environment steps")
-        a_.set_ylim(-0.02, 1.02)
-        a_.grid(alpha=0.3)
-        a_.legend()
-    fig.suptitle("AGV warehouse, hard layout, sparse reward: mean and min-max over seeds")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    from rndx.report import plot_curves
+
+    success: dict[str, list] = {}
+    coverage: dict[str, list] = {}
+    for r in results:
+        t = np.array([p[0] for p in r["curve"]], dtype=float)
+        v = np.array([p[1] for p in r["curve"]], dtype=float)
+        success.setdefault(r["agent"], []).append((t, v))
+        tc = np.array([p[0] for p in r["coverage"]], dtype=float)
+        c = np.array([p[1] / r["free_cells"] for p in r["coverage"]], dtype=float)
+        coverage.setdefault(r["agent"], []).append((tc, c))
+    plot_curves(
+        [
+            ("success rate (training episodes, 50k window)", success),
+            ("fraction of the floor's 1 m cells visited", coverage),
+        ],
+        path,
+        "AGV warehouse, hard layout, sparse reward: mean and min-max over seeds",
+        ylims=[(-0.02, 1.02), (-0.02, 1.02)],
+    )
 
 
 def main() -> None:

@@ -24,8 +24,10 @@ from rndx.agents import IMITATION_ALGOS, build_agent, load_agent
 from rndx.config import to_dict
 from rndx.evaluate import eval_seed, evaluate_policy_episodes, load_run_config
 from rndx.paths import config_dir
+from rndx.record import after_training
 from rndx.utils.headless import use_headless_backends
 from rndx.utils.io import atomic_save, atomic_write_json, atomic_write_text
+from rndx.viz.novelty import VISITATION_FILE, VisitationCounter
 
 if TYPE_CHECKING:
     from rndx.agents.chunk_flow import ChunkFlowPolicy
@@ -35,7 +37,14 @@ use_headless_backends()
 
 # Keys a resumed run may change; anything else (env, agent, seed, n_envs) would make the
 # checkpoint and the config disagree.
-RESUMABLE_KEYS = ("total_timesteps", "progress_bar", "device", "checkpoint_every", "eval")
+RESUMABLE_KEYS = (
+    "total_timesteps",
+    "progress_bar",
+    "device",
+    "checkpoint_every",
+    "eval",
+    "video",
+)
 
 
 class LatestCheckpoint(BaseCallback):
@@ -168,7 +177,10 @@ def train(cfg: DictConfig) -> Path:
             if remaining > 0:
                 model.learn(
                     total_timesteps=remaining,
-                    callback=LatestCheckpoint(run_dir / "checkpoints", int(cfg.checkpoint_every)),
+                    callback=[
+                        LatestCheckpoint(run_dir / "checkpoints", int(cfg.checkpoint_every)),
+                        VisitationCounter(run_dir / VISITATION_FILE),
+                    ],
                     tb_log_name=str(cfg.agent.name),
                     reset_num_timesteps=cfg.resume is None,
                     progress_bar=bool(cfg.progress_bar),
@@ -187,12 +199,15 @@ def train(cfg: DictConfig) -> Path:
         bool(cfg.eval.deterministic),
     )
     atomic_write_json(run_dir / "eval.json", result)
+    extras = after_training(cfg, run_dir, model)  # novelty map, evaluation video
     unit = "gradient" if str(cfg.agent.algo) in IMITATION_ALGOS else "env"
-    _print_summary(run_dir, f"{model.num_timesteps} {unit}", result)
+    _print_summary(run_dir, f"{model.num_timesteps} {unit}", result, extras)
     return run_dir
 
 
-def _print_summary(run_dir: Path, trained: str, result: dict) -> None:
+def _print_summary(
+    run_dir: Path, trained: str, result: dict, extras: dict[str, Path] | None = None
+) -> None:
     """Tell the user where everything landed."""
     success = result["success_rate"]
     success_text = "n/a" if success is None else f"{success:.2f}"
@@ -202,7 +217,9 @@ def _print_summary(run_dir: Path, trained: str, result: dict) -> None:
         f"  model:  {run_dir / 'model.zip'}\n"
         f"  config: {run_dir / 'config.yaml'}\n"
         f"  eval:   {run_dir / 'eval.json'}\n"
-        f"  logs:   tensorboard --logdir {run_dir / 'tb'}"
+        + "".join(f"  {k + ':':<7} {v}\n" for k, v in (extras or {}).items())
+        + f"  logs:   tensorboard --logdir {run_dir / 'tb'}\n"
+        f"  curves: python -m rndx.report {run_dir}"
     )
 
 

@@ -1,0 +1,216 @@
+"""Videos (rndx.record), learning-curve reports (rndx.report) and the novelty map, on tiny
+runs trained here; the monitor path uses a stand-in ``rndx.monitors`` that follows the contract."""
+
+from __future__ import annotations
+
+import re
+import sys
+import types
+from pathlib import Path
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+from rndx.paths import config_dir
+from rndx.record import main as record_main
+from rndx.record import record_run
+from rndx.report import main as report_main
+from rndx.report import read_scalars, write_report
+from rndx.train import train
+from rndx.viz.novelty import novelty_grid
+
+pytestmark = pytest.mark.timeout(600)
+
+TINY = [
+    "experiment=smoke",
+    "total_timesteps=128",
+    "n_envs=2",
+    "agent.ppo.n_steps=32",
+    "agent.ppo.batch_size=32",
+    "agent.ppo.n_epochs=1",
+    "eval.episodes=1",
+    "env.max_episode_steps=20",
+]
+
+
+def _tiny_run(root: Path, seed: int, *extra: str) -> Path:
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=[*TINY, f"seed={seed}", f"run_dir={root}/s{seed}", *extra])
+    return train(cfg)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two seeds of the same tiny recipe; the first records its end-of-training video."""
+    root = tmp_path_factory.mktemp("runs")
+    return [_tiny_run(root, 0), _tiny_run(root, 1, "video.enabled=false")]
+
+
+def _read_video(path: Path) -> list[np.ndarray]:
+    reader = imageio.get_reader(path)
+    try:
+        return [frame for frame in reader]  # list(reader) preallocates its inf length
+    finally:
+        reader.close()
+
+
+def test_training_ends_with_video_novelty_map_and_visit_counts(runs: list[Path]) -> None:
+    run, no_video = runs
+    videos = sorted((run / "videos").glob("*.mp4"))
+    assert len(videos) == 1
+    frames = _read_video(videos[0])
+    assert 2 <= len(frames) <= 21  # reset frame + at most 20 steps
+    assert not (no_video / "videos").exists()  # video.enabled=false switches it off
+    assert (run / "novelty_map.png").stat().st_size > 10_000
+    counts = np.load(run / "visitation.npz")["counts"]
+    assert counts.sum() == 128  # every training step of both envs, counted once
+
+
+def test_recorded_video_has_one_frame_per_step_and_real_content(
+    runs: list[Path], tmp_path: Path
+) -> None:
+    videos = record_run(runs[0], episodes=2, seed=5, out_dir=tmp_path)
+    assert [Path(v["path"]).name for v in videos] == ["episode_5.mp4", "episode_6.mp4"]
+    for v in videos:
+        frames = _read_video(Path(v["path"]))
+        assert len(frames) == v["length"] + 1 == v["frames"]
+        assert 1 <= v["length"] <= 20
+        h, w, _ = frames[0].shape
+        assert (h, w) == (288, 432)  # the small layout at 24 px/m, no strip without a monitor
+        for f in frames:
+            assert f.std() > 20  # shelves, walls and floor, not a blank image
+    gif = record_run(runs[0], episodes=1, seed=5, fmt="gif", out_dir=tmp_path, every=2, scale=0.5)
+    gif_frames = _read_video(Path(gif[0]["path"]))
+    assert len(gif_frames) == (videos[0]["length"] + 1 + 1) // 2
+    assert gif_frames[0].shape[:2] == (144, 216)
+
+
+def test_record_with_a_run_monitor_draws_the_strip(
+    runs: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """<run>/monitor.pt makes record import rndx.monitors.load_monitor and wrap the policy."""
+    loaded = {}
+
+    class FakeMonitored:
+        def __init__(self, policy):
+            self.policy, self.t = policy, 0
+
+        def reset(self) -> None:
+            self.t = 0
+
+        def predict(self, obs, deterministic=True):
+            action, _ = self.policy.predict(obs, deterministic=deterministic)
+            t, self.t = self.t, self.t + 1
+            fired = t >= 3
+            return action, {
+                "rnd_oe": 0.1 * t,
+                "ace": 0.05,
+                "rnd_oe_threshold": 0.25,
+                "ace_threshold": 0.5,
+                "alarm": fired,
+                "alarm_step": 3 if fired else None,
+                "step": t,
+            }
+
+    def load_monitor(path, policy):
+        loaded["path"] = Path(path)
+        return FakeMonitored(policy)
+
+    fake = types.ModuleType("rndx.monitors")
+    fake.load_monitor = load_monitor
+    monkeypatch.setitem(sys.modules, "rndx.monitors", fake)
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("config.yaml", "model.zip"):
+        (run / name).write_bytes((runs[0] / name).read_bytes())
+    (run / "monitor.pt").write_bytes(b"calibrated")
+
+    videos = record_run(run, episodes=1, seed=5, out_dir=tmp_path / "v")
+    assert loaded["path"] == run / "monitor.pt"
+    frames = _read_video(Path(videos[0]["path"]))
+    assert len(frames) == videos[0]["length"] + 1
+    assert frames[0].shape[:2] == (288 + 96, 432)  # frame + strip
+    if videos[0]["length"] > 3:
+        assert videos[0]["alarm_step"] == 3
+        strip = frames[-1][288:].astype(int)
+        reddish = (strip[..., 0] > 180) & (strip[..., 1] < 90) & (strip[..., 2] < 90)
+        assert reddish.any()  # the alarm marker (H.264 shifts colours slightly)
+
+
+def test_report_on_two_runs_writes_png_and_table(runs: list[Path], tmp_path: Path) -> None:
+    written = write_report([runs[0].parent], tmp_path / "rep")
+    png = written["curves"].read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    md = written["table"].read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| agv_warehouse / ppo_rnd"))
+    assert "| 0, 1 |" in row  # both seeds in one group
+    # the return column is the mean over seeds of each run's last logged value
+    lasts = [read_scalars(r)["rollout/ep_rew_mean"][1][-1] for r in runs]
+    mean = float(np.mean(lasts))
+    assert re.search(rf"\| {mean:.3g} ± ", row), (row, mean)
+
+
+def test_bad_run_dirs_give_clear_errors(
+    runs: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope"
+    assert record_main([f"run={missing}"]) == 2
+    assert f"run dir {str(missing)!r} does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert record_main([f"run={tmp_path / 'empty'}"]) == 2
+    assert "is not an rndx run dir" in capsys.readouterr().err
+    assert record_main([f"run={runs[0]}", "format=avi"]) == 2
+    assert "format='avi'; allowed: mp4, gif" in capsys.readouterr().err
+
+    assert report_main([str(missing)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert report_main([str(tmp_path / "empty")]) == 2
+    assert "holds none" in capsys.readouterr().err
+    no_logs = tmp_path / "no_logs"
+    no_logs.mkdir()
+    (no_logs / "config.yaml").write_bytes((runs[0] / "config.yaml").read_bytes())
+    assert report_main([str(no_logs)]) == 2
+    assert "has no TensorBoard logs" in capsys.readouterr().err
+
+
+def test_novelty_grid_follows_the_module_and_masks_solid_cells() -> None:
+    import gymnasium as gym
+
+    env = gym.make("rndx/AGVWarehouse-v0")
+    world = env.unwrapped.core.world
+    env.close()
+
+    class XModule:  # bonus = x coordinate of the pose
+        def compute(self, poses):
+            return poses[:, 0]
+
+    bonus, solid = novelty_grid(XModule(), world, resolution=0.5, headings=4)
+    w, h = world.layout.size
+    assert bonus.shape == (int(h / 0.5), int(w / 0.5))
+    assert np.isnan(bonus[solid]).all() and solid[0].all()  # the bottom wall
+    free = ~solid
+    xs = np.broadcast_to(np.arange(0.25, w, 0.5), bonus.shape)
+    np.testing.assert_allclose(bonus[free], xs[free], rtol=1e-6)
+
+
+def test_monitor_record_accepts_the_contract_shapes() -> None:
+    from rndx.record import monitor_record
+
+    rec = {
+        "rnd_oe": np.float32(0.5),
+        "ace": np.array([0.25]),
+        "rnd_oe_threshold": 1.0,
+        "ace_threshold": 2.0,
+        "alarm": np.bool_(True),
+        "alarm_step": 4,
+        "step": 7,
+    }
+    for shape in (rec, [rec], {"monitor": rec}):
+        out = monitor_record(shape)
+        assert out["rnd_oe"] == 0.5 and out["ace"] == 0.25 and out["alarm"] is True
+    with pytest.raises(ValueError, match="without the monitor keys"):
+        monitor_record({"rnd_oe": 1.0})
+    with pytest.raises(ValueError, match="NoneType"):
+        monitor_record(None)
