@@ -35,3 +35,15 @@ def test_failed_save_keeps_old_file_and_no_temp(tmp_path: Path) -> None:
 def test_unknown_algo_names_known_ones() -> None:
     with pytest.raises(ValueError, match="known: chunk_flow, intrinsic_ppo, ppo"):
         algo_class("sac_typo")
+
+
+def test_atomic_files_get_the_usual_permissions(tmp_path: Path) -> None:
+    """Not mkstemp's owner-only 0600: the mode open() would give under the umask."""
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(mask)
+    assert (path.stat().st_mode & 0o777) == 0o644

@@ -21,6 +21,13 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    """The process umask (read by setting it and putting it back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_save(save_fn: Callable[[Path], Any], path: str | os.PathLike[str]) -> Path:
     """Call ``save_fn(tmp_path)`` on a temporary file beside ``path``, then rename it over ``path``.
 
@@ -41,6 +48,8 @@ def atomic_save(save_fn: Callable[[Path], Any], path: str | os.PathLike[str]) ->
         save_fn(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        # mkstemp creates 0600; give the file the mode a plain open() would have
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
