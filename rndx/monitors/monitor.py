@@ -47,6 +47,10 @@ class MonitorConfig:
     :param threshold: ``cp_constant`` (guarantee), ``cp_band`` (guarantee, split) or
         ``time_varying`` (per-step quantile, no guarantee).
     :param n_samples: B, chunks sampled per step for ACE.
+    :param score_every: score every k-th step of an episode (steps 0, k, 2k, ...): FIPER
+        scores once per predicted chunk, so k = the chunk policy's ``execute``; 1 for a
+        policy that predicts every step. Between scored steps the last scores and
+        thresholds hold; windows count scored steps.
     :param ace_factor: ACE cell width as a fraction of each dimension's calibration range.
     :param ace_dims: action dimensions ACE histograms (None: all).
     :param rnd: ``fit`` (a new RND pair on the embedding) or ``reuse`` (the RND module that
@@ -61,6 +65,7 @@ class MonitorConfig:
     rule: str = "and"
     threshold: str = "cp_constant"
     n_samples: int = 64
+    score_every: int = 1
     ace_factor: float = 0.03
     ace_dims: list[int] | None = None
     rnd: str = "fit"
@@ -76,6 +81,8 @@ class MonitorConfig:
         check_rule(self.rule)
         if self.threshold not in KINDS:
             raise ValueError(f"threshold={self.threshold!r}; allowed: {list(KINDS)}")
+        if int(self.score_every) < 1:
+            raise ValueError(f"score_every={self.score_every!r} must be >= 1")
         if int(self.n_samples) < 2:
             raise ValueError(f"n_samples={self.n_samples!r} must be >= 2 (ACE needs a spread)")
         if self.rnd not in ("fit", "reuse"):
@@ -131,19 +138,21 @@ class Monitor:
         r[bad], a[bad] = np.inf, np.inf  # a non-finite observation is out of distribution
         return r, a
 
-    def thresholds_at(self, step: int | np.ndarray):
-        return at_steps(self.rnd_threshold, step), at_steps(self.ace_threshold, step)
+    def thresholds_at(self, scored_step: int | np.ndarray):
+        """Thresholds at the given index (or indices) of scored steps."""
+        return at_steps(self.rnd_threshold, scored_step), at_steps(self.ace_threshold, scored_step)
 
     def alarm_step(
         self, rnd_raw: np.ndarray, ace_raw: np.ndarray, rule: str | None = None
     ) -> int | None:
-        """First alarm step of one episode's raw score traces under ``rule`` (default: the
-        monitor's)."""
+        """First alarm step (env step) of one episode's raw score traces (one value per
+        scored step) under ``rule`` (default: the monitor's)."""
         w = self.config.window
         rs, as_ = window_sums(rnd_raw, w), window_sums(ace_raw, w)
         t = np.arange(len(rs))
         r_th, a_th = self.thresholds_at(t)
-        return first_alarm(rule_holds(rule or self.config.rule, rs > r_th, as_ > a_th))
+        first = first_alarm(rule_holds(rule or self.config.rule, rs > r_th, as_ > a_th))
+        return None if first is None else first * self.config.score_every
 
     # -------------------------------------------------------------- persistence
     def state_dict(self) -> dict[str, Any]:
@@ -192,11 +201,14 @@ class Monitor:
 def score_traces(
     monitor: Monitor, adapter: Any, traces: Sequence[np.ndarray]
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Raw (rnd_oe, ace) score traces of whole episodes, scored in large batches (identical
-    to scoring them step by step)."""
+    """Raw (rnd_oe, ace) score traces of whole episodes (T_i, obs_dim), at the scored steps
+    0, k, 2k, ... (k = ``score_every``), scored in large batches (identical to scoring them
+    step by step)."""
     if not traces:
         return []
-    flat = np.concatenate([np.asarray(t, dtype=np.float32) for t in traces])
+    k = monitor.config.score_every
+    traces = [np.asarray(t, dtype=np.float32)[::k] for t in traces]
+    flat = np.concatenate(traces)
     r, a = np.empty(len(flat)), np.empty(len(flat))
     for s in range(0, len(flat), _SCORE_BLOCK):
         r[s : s + _SCORE_BLOCK], a[s : s + _SCORE_BLOCK] = monitor.raw_scores(
@@ -236,10 +248,11 @@ def calibrate(
         info["rnd_losses"] = rnd_oe.fit(emb, epochs=cfg.rnd_epochs, seed=cfg.seed)[-1:]
     else:
         rnd_fn = adapter.intrinsic_score_fn()
+    scored_obs = np.concatenate([t[:: cfg.score_every] for t in fit])
     chunks = np.concatenate(
         [
-            adapter.sample_chunks(fit_obs[s : s + _SCORE_BLOCK], cfg.n_samples)
-            for s in range(0, len(fit_obs), _SCORE_BLOCK)
+            adapter.sample_chunks(scored_obs[s : s + _SCORE_BLOCK], cfg.n_samples)
+            for s in range(0, len(scored_obs), _SCORE_BLOCK)
         ]
     )
     widths = cell_widths(chunks, cfg.ace_factor, cfg.ace_dims)
@@ -281,6 +294,7 @@ class MonitoredPolicy:
             self._rnd_buf, self._ace_buf = np.zeros((n, w)), np.zeros((n, w))
             self._step = np.zeros(n, dtype=np.int64)
             self._alarm = np.full(n, -1, dtype=np.int64)
+            self._win, self._th, self._raw = np.zeros((n, 2)), np.zeros((n, 2)), np.zeros((n, 2))
 
     def reset(self, idx: Any = None) -> None:
         """Start new episodes for envs ``idx`` (all when None): scores, steps and alarms."""
@@ -290,6 +304,7 @@ class MonitoredPolicy:
         self._rnd_buf[sel], self._ace_buf[sel] = 0.0, 0.0
         self._step[sel] = 0
         self._alarm[sel] = -1
+        self._win[sel], self._th[sel], self._raw[sel] = 0.0, 0.0, 0.0
 
     def observe(self, obs: Any, episode_start: Any = None) -> dict[str, Any] | list[dict]:
         """Score one observation (or a batch) without acting; returns the step dict(s)."""
@@ -302,17 +317,24 @@ class MonitoredPolicy:
             starts = np.flatnonzero(np.asarray(episode_start, dtype=bool).reshape(n))
             if len(starts):
                 self.reset(starts)
-        r, a = self.monitor.raw_scores(self.adapter, x2)
-        w = self.config.window
-        slot = self._step % w
-        rows = np.arange(n)
-        self._rnd_buf[rows, slot], self._ace_buf[rows, slot] = r, a
-        rs = window_sums(self._rnd_buf, w)[:, -1]  # inf-aware sum over the buffer
-        as_ = window_sums(self._ace_buf, w)[:, -1]
-        r_th, a_th = self.monitor.thresholds_at(self._step)
-        holds = rule_holds(self.config.rule, rs > r_th, as_ > a_th)
-        new = holds & (self._alarm < 0)
-        self._alarm[new] = self._step[new]
+        k, w = self.config.score_every, self.config.window
+        due = np.flatnonzero(self._step % k == 0)  # envs scoring this step; others hold
+        if len(due):
+            r, a = self.monitor.raw_scores(self.adapter, x2[due])
+            j = self._step[due] // k  # index of this scored step
+            self._rnd_buf[due, j % w], self._ace_buf[due, j % w] = r, a
+            self._raw[due] = np.stack([r, a], axis=1)
+            self._win[due, 0] = window_sums(self._rnd_buf[due], w)[:, -1]  # inf-aware sums
+            self._win[due, 1] = window_sums(self._ace_buf[due], w)[:, -1]
+            r_th, a_th = self.monitor.thresholds_at(j)
+            self._th[due] = np.stack([r_th, a_th], axis=1)
+            over = self._win[due] > self._th[due]
+            holds = rule_holds(self.config.rule, over[:, 0], over[:, 1])
+            new = due[holds & (self._alarm[due] < 0)]
+            self._alarm[new] = self._step[new]
+        rs, as_ = self._win[:, 0], self._win[:, 1]
+        r_th, a_th = self._th[:, 0], self._th[:, 1]
+        r, a = self._raw[:, 0], self._raw[:, 1]
         out = [
             {
                 "rnd_oe": float(rs[i]),
