@@ -219,10 +219,16 @@ def score_traces(
 
 
 def calibrate(
-    policy: Any, calibration: Sequence[np.ndarray], config: MonitorConfig | None = None
-) -> Monitor:
+    policy: Any,
+    calibration: Sequence[np.ndarray],
+    config: MonitorConfig | None = None,
+    return_scores: bool = False,
+) -> Monitor | tuple[Monitor, list[tuple[np.ndarray, np.ndarray]]]:
     """Fit and calibrate a monitor of ``policy`` on the observation traces (T_i, obs_dim) of
     SUCCESSFUL rollouts (failures must not be in ``calibration``).
+
+    :param return_scores: also return the raw (rnd_oe, ace) traces of the threshold rollouts
+        (to study other windows or threshold kinds without scoring again).
 
     :raises ValueError: too few rollouts for ``delta`` (the message says how many are needed).
     """
@@ -261,7 +267,7 @@ def calibrate(
     w = cfg.window
     mon.rnd_threshold = thresholds([window_sums(r, w) for r, _ in scored], cfg.delta, cfg.threshold)
     mon.ace_threshold = thresholds([window_sums(a, w) for _, a in scored], cfg.delta, cfg.threshold)
-    return mon
+    return (mon, scored) if return_scores else mon
 
 
 class MonitoredPolicy:
