@@ -248,3 +248,37 @@ def test_adapters():
     with pytest.raises(ValueError, match="IntrinsicPPO"):
         ad.intrinsic_score_fn()
     venv.close()
+
+
+def test_reuse_the_exploration_rnd_of_an_intrinsic_agent(tmp_path):
+    from rndx.agents.intrinsic_ppo import IntrinsicPPO
+    from rndx.envs import make_sb3_vec_env
+
+    venv = make_sb3_vec_env("rndx/AGVWarehouse-v0", 2, 0)
+    model = IntrinsicPPO(
+        "MlpPolicy",
+        venv,
+        intrinsic_input="obs",
+        n_steps=8,
+        batch_size=16,
+        policy_kwargs={"net_arch": [16]},
+        intrinsic_kwargs={"hidden": 16, "output_dim": 8},
+    )
+    rng = np.random.default_rng(7)
+    low, high = venv.observation_space.low, venv.observation_space.high
+    cal = [rng.uniform(low, high, (12, len(low))).astype(np.float32) for _ in range(20)]
+    model.intrinsic.update_input_stats(np.concatenate(cal))
+    mp = rndx.monitor(model, calibration=cal, delta=0.2, window=2, rnd="reuse", n_samples=8)
+    assert mp.monitor.rnd_oe is None  # no new RND pair: the agent's own one scores
+    obs = cal[0][:3]
+    expected = np.sqrt(model.intrinsic.compute(obs))
+    np.testing.assert_allclose(mp.monitor.rnd_scores(None, obs), expected, rtol=1e-6)
+    path = mp.save(tmp_path / "monitor.pt")
+    again = load_monitor(path, model)
+    np.testing.assert_allclose(again.monitor.rnd_scores(None, obs), expected, rtol=1e-6)
+    _, steps = again.predict(obs)
+    assert len(steps) == 3 and steps[0]["rnd_oe"] == pytest.approx(expected[0])
+    pose_model = IntrinsicPPO("MlpPolicy", venv, intrinsic_input="pose", n_steps=8, batch_size=16)
+    with pytest.raises(ValueError, match="pose"):
+        rndx.monitor(pose_model, calibration=cal, delta=0.2, rnd="reuse", n_samples=8)
+    venv.close()
