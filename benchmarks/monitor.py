@@ -205,6 +205,9 @@ def main() -> None:
     p.add_argument("--delta", type=float, default=0.1)
     p.add_argument("--n-samples", type=int, default=64)
     p.add_argument("--calls", type=int, default=300, help="timed calls for latency")
+    p.add_argument("--chunk-window", type=int, default=2, help="window (scored steps), chunk")
+    p.add_argument("--ppo-window", type=int, default=10, help="window (scored steps), PPO")
+    p.add_argument("--threshold", default="cp_constant", help="threshold kind of the main table")
     args = p.parse_args()
     torch.set_num_threads(1)
     t_start = time.perf_counter()
@@ -234,7 +237,7 @@ def main() -> None:
         max_steps = int(cfg.env.max_episode_steps)
         det = bool(cfg.eval.deterministic)
         every = int(getattr(model, "execute", 1))
-        window = 4 if every > 1 else 10  # ~32 and 10 env steps
+        window = args.chunk_window if every > 1 else args.ppo_window
         per_seed = []
         for seed in args.seeds:
             t0 = time.perf_counter()
@@ -251,6 +254,7 @@ def main() -> None:
             mcfg = MonitorConfig(
                 delta=args.delta,
                 window=window,
+                threshold=args.threshold,
                 n_samples=args.n_samples,
                 score_every=every,
                 seed=seed,
@@ -287,20 +291,35 @@ def main() -> None:
                 f"{time.perf_counter() - t0:.0f} s"
             )
 
+        import pickle
+
+        with open(CACHE / f"scores_{name}.pkl", "wb") as fh:  # for offline analysis
+            pickle.dump(
+                {
+                    "every": every,
+                    "max_steps": max_steps,
+                    "per_seed": [
+                        {k: v for k, v in sd.items() if k != "monitor"} for sd in per_seed
+                    ],
+                },
+                fh,
+            )
+
         def suite_mean(table, key):
             vals = [table[s][key] for s in args.shifts]
             return float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
 
         emit(
             f"\n### {name}: scored every {every} step(s)"
-            f", window {window} scored steps, cp_constant, delta {args.delta}, B {args.n_samples}, "
+            f", window {window} scored steps, {args.threshold}, delta {args.delta}, "
+            f"B {args.n_samples}, "
             f"mean over seeds {args.seeds}\n"
         )
         emit("| shift | success | method | TPR | TNR | accuracy | DT | TWA |")
         emit("|---|---:|---|---:|---:|---:|---:|---:|")
         main_tables = {
             m: shift_metrics(
-                per_seed, args.shifts, window, "cp_constant", r, args.delta, every, max_steps
+                per_seed, args.shifts, window, args.threshold, r, args.delta, every, max_steps
             )
             for m, r in METHODS.items()
         }
@@ -328,7 +347,7 @@ def main() -> None:
         far_nominal = (
             [
                 shift_metrics(
-                    [sd], ["nominal"], window, "cp_constant", "and", args.delta, every, max_steps
+                    [sd], ["nominal"], window, args.threshold, "and", args.delta, every, max_steps
                 )["nominal"]["far"]
                 for sd in per_seed
             ]

@@ -72,6 +72,25 @@ class RNDOE(nn.Module):
         self.target.requires_grad_(False)
         self.register_buffer("mean", torch.zeros(input_dim))
         self.register_buffer("std", torch.ones(input_dim))
+        self._np: dict[str, list[tuple[np.ndarray, np.ndarray]]] | None = None
+
+    def load_state_dict(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+        self._np = None
+        return super().load_state_dict(*args, **kwargs)
+
+    def _numpy(self) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+        """(weight.T, bias) per linear layer as numpy, cached: scoring one embedding per
+        control step through 13 torch modules costs more in call overhead than in maths."""
+        if self._np is None:
+            self._np = {
+                name: [
+                    (m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy())
+                    for m in net
+                    if isinstance(m, nn.Linear)
+                ]
+                for name, net in (("target", self.target), ("predictor", self.predictor))
+            }
+        return self._np
 
     def _x(self, h: torch.Tensor) -> torch.Tensor:
         return (h - self.mean) / self.std
@@ -94,6 +113,7 @@ class RNDOE(nn.Module):
             )
         if not torch.isfinite(h).all():
             raise ValueError("embeddings to fit RND-OE on contain NaN or inf")
+        self._np = None
         self.mean.copy_(h.mean(0))
         self.std.copy_(h.std(0).clamp_min(_STD_FLOOR))
         x = self._x(h)
@@ -113,19 +133,29 @@ class RNDOE(nn.Module):
                 opt.step()
                 total += float(loss.detach()) * len(idx)
             losses.append(total / len(x))
+        self._np = None
         return losses
 
-    @torch.inference_mode()
     def score(self, embeddings: np.ndarray | torch.Tensor) -> np.ndarray:
         """(N,) float64 scores for embeddings (N, E); non-finite rows score +inf."""
-        h = torch.as_tensor(np.asarray(embeddings, dtype=np.float32)).reshape(
-            -1, self.hparams["input_dim"]
-        )
-        bad = ~torch.isfinite(h).all(dim=1)
-        x = self._x(torch.nan_to_num(h, nan=0.0, posinf=0.0, neginf=0.0))
-        s = torch.linalg.vector_norm(self.predictor(x) - self.target(x), dim=1).double()
-        s[bad] = float("inf")
-        return s.numpy()
+        h = np.asarray(embeddings, dtype=np.float32).reshape(-1, self.hparams["input_dim"])
+        bad = ~np.isfinite(h).all(axis=1)
+        mean, std = self.mean.numpy(), self.std.numpy()
+        x = (np.nan_to_num(h, nan=0.0, posinf=0.0, neginf=0.0) - mean) / std
+        nets = self._numpy()
+
+        def forward(layers: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+            y = x
+            for i, (w, b) in enumerate(layers):
+                y = y @ w + b
+                if i < len(layers) - 1:
+                    y = np.maximum(y, 0.0)
+            return y
+
+        diff = forward(nets["predictor"]) - forward(nets["target"])
+        s = np.sqrt(np.sum(diff.astype(np.float64) ** 2, axis=1))
+        s[bad] = np.inf
+        return s
 
 
 # ---------------------------------------------------------------------------- ACE
