@@ -91,11 +91,16 @@ def offline_alarms(cal, ev, window, kind, delta, rule, every):
     import numpy as np
 
     from rndx.monitors.alarms import first_alarm, rule_holds
-    from rndx.monitors.calibration import at_steps, thresholds
+    from rndx.monitors.calibration import at_steps, cp_joint, thresholds
     from rndx.monitors.scores import window_sums
 
-    th_r = thresholds([window_sums(r, window) for r, _ in cal], delta, kind)
-    th_a = thresholds([window_sums(a, window) for _, a in cal], delta, kind)
+    rs = [window_sums(r, window) for r, _ in cal]
+    as_ = [window_sums(a, window) for _, a in cal]
+    if kind == "cp_joint" and rule == "and":
+        th_r, th_a = cp_joint(rs, as_, delta)
+    else:  # cp_joint calibrates the AND alarm; single scores and OR keep cp_constant
+        single = "cp_constant" if kind == "cp_joint" else kind
+        th_r, th_a = thresholds(rs, delta, single), thresholds(as_, delta, single)
     out = []
     for r, a in ev:
         t = np.arange(len(r))
@@ -363,7 +368,7 @@ def main() -> None:
         emit("|---:|---|---:|---:|---:|---:|---:|---:|")
         ablation = []
         for w in sorted({max(1, window // 4), max(1, window // 2), window, 2 * window}):
-            for kind in ("cp_constant", "cp_band", "time_varying"):
+            for kind in ("cp_constant", "cp_joint", "cp_band", "time_varying"):
                 try:
                     tabs = {
                         m: shift_metrics(

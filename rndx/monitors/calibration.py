@@ -20,6 +20,15 @@ rollout on a fresh successful rollout exchangeable with the calibration ones.
     No guarantee: the per-step rates add up over an episode (FIPER's best-performing variant;
     reported, not promised).
 
+``cp_joint`` (rndx's addition, for the AND rule)
+    Per-score conformal thresholds each hold delta, so AND (both above) alarms far less often
+    than delta on successes and misses failures it could afford to flag. ``cp_joint``
+    calibrates the AND alarm itself: the first half of the rollouts gives each score's scale
+    (the median of the rollouts' maxima), the second half lambda = the conformal order
+    statistic of max_t min(rnd_t / scale_rnd, ace_t / scale_ace); the thresholds are
+    lambda x scale. The AND alarm then keeps the finite-sample guarantee at delta (a single
+    score against its joint threshold has none).
+
 Steps past the longest calibration rollout keep the last threshold.
 """
 
@@ -123,6 +132,25 @@ def time_varying(traces: Sequence[np.ndarray], delta: float) -> np.ndarray:
     p = _padded(tr)
     q = np.nanquantile(p, 1.0 - delta, axis=0)
     return q
+
+
+def cp_joint(
+    rnd_traces: Sequence[np.ndarray], ace_traces: Sequence[np.ndarray], delta: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Constant (rnd, ace) thresholds whose AND alarm has false-alarm rate <= delta."""
+    rt, at = _check(rnd_traces), _check(ace_traces)
+    if [len(t) for t in rt] != [len(t) for t in at]:
+        raise ValueError("rnd and ace calibration traces must pair up rollout by rollout")
+    n1 = len(rt) // 2
+    conformal_rank(len(rt) - n1, delta)  # fail early with the needed count
+    if n1 < 1:
+        raise ValueError(f"cp_joint needs >= 2 rollouts, got {len(rt)}")
+    floor = 1e-12
+    s_r = max(float(np.median([t.max() for t in rt[:n1]])), floor)
+    s_a = max(float(np.median([t.max() for t in at[:n1]])), floor)
+    joint = [np.max(np.minimum(r / s_r, a / s_a)) for r, a in zip(rt[n1:], at[n1:], strict=True)]
+    lam = order_statistic(joint, delta)
+    return np.array([lam * s_r]), np.array([lam * s_a])
 
 
 def thresholds(traces: Sequence[np.ndarray], delta: float, kind: str = "cp_constant"):

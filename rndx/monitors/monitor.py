@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from rndx.monitors.alarms import check_rule, first_alarm, rule_holds
-from rndx.monitors.calibration import KINDS, at_steps, min_calibration, thresholds
+from rndx.monitors.calibration import KINDS, at_steps, cp_joint, min_calibration, thresholds
 from rndx.monitors.policies import as_monitorable
 from rndx.monitors.scores import RNDOE, ace, cell_widths, window_sums
 from rndx.utils.io import atomic_save
@@ -44,8 +44,9 @@ class MonitorConfig:
     :param delta: target false-alarm rate per successful rollout, in (0, 1).
     :param window: w, the sliding-window length of the score sums.
     :param rule: ``and`` (FIPER), ``or``, ``rnd_oe`` or ``ace``.
-    :param threshold: ``cp_constant`` (guarantee), ``cp_band`` (guarantee, split) or
-        ``time_varying`` (per-step quantile, no guarantee).
+    :param threshold: ``cp_constant`` (guarantee), ``cp_band`` (guarantee, split),
+        ``time_varying`` (per-step quantile, no guarantee) or ``cp_joint`` (the AND alarm
+        itself calibrated to delta; see :mod:`rndx.monitors.calibration`).
     :param n_samples: B, chunks sampled per step for ACE.
     :param score_every: score every k-th step of an episode (steps 0, k, 2k, ...): FIPER
         scores once per predicted chunk, so k = the chunk policy's ``execute``; 1 for a
@@ -79,8 +80,8 @@ class MonitorConfig:
         if int(self.window) < 1:
             raise ValueError(f"window={self.window!r} must be >= 1")
         check_rule(self.rule)
-        if self.threshold not in KINDS:
-            raise ValueError(f"threshold={self.threshold!r}; allowed: {list(KINDS)}")
+        if self.threshold not in (*KINDS, "cp_joint"):
+            raise ValueError(f"threshold={self.threshold!r}; allowed: {[*KINDS, 'cp_joint']}")
         if int(self.score_every) < 1:
             raise ValueError(f"score_every={self.score_every!r} must be >= 1")
         if int(self.n_samples) < 2:
@@ -94,8 +95,9 @@ class MonitorConfig:
 
     def min_rollouts(self) -> int:
         """Successful calibration rollouts needed for ``delta`` with this split."""
-        need = min_calibration(self.delta) * (2 if self.threshold == "cp_band" else 1)
-        need = max(need, 2 if self.threshold == "cp_band" else 1)
+        split = self.threshold in ("cp_band", "cp_joint")  # halves: fit, then conformal
+        need = min_calibration(self.delta) * (2 if split else 1)
+        need = max(need, 2 if split else 1)
         total = math.ceil(need / (1.0 - self.fit_fraction))
         while total - self.n_fit(total) < need:
             total += 1
@@ -265,8 +267,12 @@ def calibrate(
     mon = Monitor(cfg, widths, np.zeros(1), np.zeros(1), rnd_oe, info, rnd_fn)
     scored = score_traces(mon, adapter, cal)
     w = cfg.window
-    mon.rnd_threshold = thresholds([window_sums(r, w) for r, _ in scored], cfg.delta, cfg.threshold)
-    mon.ace_threshold = thresholds([window_sums(a, w) for _, a in scored], cfg.delta, cfg.threshold)
+    rs, as_ = [window_sums(r, w) for r, _ in scored], [window_sums(a, w) for _, a in scored]
+    if cfg.threshold == "cp_joint":
+        mon.rnd_threshold, mon.ace_threshold = cp_joint(rs, as_, cfg.delta)
+    else:
+        mon.rnd_threshold = thresholds(rs, cfg.delta, cfg.threshold)
+        mon.ace_threshold = thresholds(as_, cfg.delta, cfg.threshold)
     return (mon, scored) if return_scores else mon
 
 

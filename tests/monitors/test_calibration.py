@@ -121,3 +121,32 @@ def test_metrics_on_a_hand_made_table():
     assert math.isnan(only_ok["tpr"]) and only_ok["tnr"] == 1.0
     with pytest.raises(ValueError, match="labels"):
         failure_metrics([True], [], 100)
+
+
+def test_cp_joint_holds_delta_for_the_and_alarm_and_flags_more_than_separate_thresholds():
+    from rndx.monitors.calibration import cp_joint
+
+    delta, n, trials = 0.1, 40, 600
+    rng = np.random.default_rng(3)
+
+    def pairs(k):
+        out = []
+        for _ in range(k):
+            r = _rollouts(rng, 1)[0]
+            out.append((r, window_sums(rng.random(len(r)), 5)))  # independent scores
+        return out
+
+    joint_alarms = separate_alarms = 0
+    for _ in range(trials):
+        cal = pairs(n)
+        tr, ta = cp_joint([r for r, _ in cal], [a for _, a in cal], delta)
+        sr = cp_constant([r for r, _ in cal], delta)
+        sa = cp_constant([a for _, a in cal], delta)
+        r, a = pairs(1)[0]
+        joint_alarms += bool(np.any((r > tr[0]) & (a > ta[0])))
+        separate_alarms += bool(np.any((r > sr[0]) & (a > sa[0])))
+    tol = 3.0 * math.sqrt(delta * (1 - delta) / trials)
+    assert 0.03 <= joint_alarms / trials <= delta + tol
+    assert separate_alarms < joint_alarms  # per-score thresholds make AND over-cautious
+    with pytest.raises(ValueError, match="pair up"):
+        cp_joint([np.ones(3)] * 20, [np.ones(4)] * 20, delta)
