@@ -2,7 +2,7 @@
 rule="and")`` and the command line
 
     python -m rndx.monitor calibrate run=<dir> [episodes=50] [delta=0.1] [window=10]
-        [rule=and] [threshold=cp_constant] [n_samples=64] [seed=S]
+        [rule=and] [threshold=cp_constant] [n_samples=64] [score_every=K] [seed=S]
     python -m rndx.monitor evaluate run=<dir> [shifts=[crowd,lidar_noise,...]] [episodes=100]
         [seed=S]
 
@@ -32,7 +32,7 @@ __all__ = ["MonitoredPolicy", "load_monitor", "main"]
 
 _USAGE = (
     "usage: python -m rndx.monitor calibrate run=<dir> [episodes=50] [delta=0.1] [window=10] "
-    "[rule=and] [threshold=cp_constant] [n_samples=64] [seed=S]\n"
+    "[rule=and] [threshold=cp_constant] [n_samples=64] [score_every=K] [seed=S]\n"
     "       python -m rndx.monitor evaluate run=<dir> [shifts=[a,b,...]] [episodes=100] [seed=S]"
 )
 _KEYS = {
@@ -45,6 +45,7 @@ _KEYS = {
         "rule": str,
         "threshold": str,
         "n_samples": int,
+        "score_every": int,
     },
     "evaluate": {"run": str, "episodes": int, "seed": int, "shifts": str},
 }
@@ -98,6 +99,9 @@ def calibrate_run(run: str, episodes: int = 50, seed: int | None = None, **optio
 
     cfg, model, env = _load_run(run)
     seed = int(cfg.seed) + 2000 if seed is None else seed
+    # FIPER scores once per predicted chunk: every `execute` steps for the chunk policy
+    options.setdefault("score_every", int(getattr(model, "execute", 1)))
+    options.setdefault("window", 2 if options["score_every"] > 1 else 10)  # benchmark's
     mon, summary = calibrate_from_rollouts(
         model,
         env["env_id"],
