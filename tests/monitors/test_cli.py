@@ -56,8 +56,5 @@ def test_calibrate_a_run_whose_policy_never_succeeds_says_so(tmp_path, capsys):
     policy.save(tmp_path / "model.zip")
     assert main(["calibrate", f"run={tmp_path}", "episodes=3"]) == 2
     err = capsys.readouterr().err
-    assert (
-        "only 0 of 3 calibration rollouts succeeded" in err
-        and "needed" not in err.split("usage")[1]
-    )
+    assert "only 0 of 3 calibration rollouts succeeded" in err and "successful ones" in err
     assert not (tmp_path / "monitor.pt").exists()
