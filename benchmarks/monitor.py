@@ -118,10 +118,13 @@ def _ok(flag: bool) -> str:
 def shift_metrics(per_seed, shifts, window, kind, rule, delta, every, max_steps):
     """Per shift, mean over seeds, of the metrics of one configuration (plus the false-alarm
     rate on successes, ``far``, and the success rate)."""
+    import warnings
+
     import numpy as np
 
     from rndx.monitors.metrics import failure_metrics
 
+    warnings.filterwarnings("ignore", "Mean of empty slice")  # NaN rates (no failures) are fine
     table: dict[str, dict[str, float]] = {}
     for shift in shifts:
         ms = []
