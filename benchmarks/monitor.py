@@ -1,0 +1,450 @@
+"""FIPER on rndx's policies over the AGV shift suite, and the monitor's added latency.
+
+For the flow-matching chunk policy (behaviour cloning from the scripted expert) and a PPO agent
+(dense reward, small layout, a short budget) this script, for each seed:
+
+1. rolls out the policy on the nominal env until it has ``--calibration`` (50) successful
+   rollouts and calibrates FIPER on them (half fit RND-OE / ACE's cell widths, half set the
+   conformal thresholds: cp_constant, delta 0.1);
+2. rolls out ``--episodes`` (100) episodes under every shift of :mod:`rndx.envs.shifts`
+   (labels: the env's own success / collision / time-out) and scores them;
+3. reports TPR, TNR, accuracy, DT, TWA of FIPER (AND), RND-OE alone, ACE alone and OR, the
+   false-alarm rate on held-out nominal successes, and an ablation over windows and threshold
+   kinds computed from the same scores.
+
+The chunk policy is scored once per predicted chunk (every ``execute`` = 8 steps, as FIPER
+scores each chunk prediction); PPO predicts every step and is scored every step (chunks of
+horizon 1). Latency (one torch thread, one observation, median of ``--calls``): the policy's
+own sampling of B = 64 chunks of H = 16, and the monitor's ADDED cost per scored step given
+those chunks (embedding + RND-OE + ACE + window, thresholds and rule).
+
+Trained policies are cached under ``runs/bench_monitor/`` (gitignored); delete it to retrain.
+
+    python benchmarks/monitor.py [--episodes 100] [--calibration 50] [--seeds 0 1 2]
+
+Bars (issue 5): FIPER's suite mean accuracy >= 0.85 and TWA >= 0.70, above each single score
+and OR on accuracy; nominal false-alarm rate within delta; added latency <= 2 ms per step.
+Writes ``benchmarks/results/monitor.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CACHE = Path("runs") / "bench_monitor"
+ENV_ID = "rndx/AGVWarehouse-v0"
+METHODS = {"FIPER (and)": "and", "RND-OE": "rnd_oe", "ACE": "ace", "OR": "or"}
+
+
+def ensure_runs(cache: Path) -> dict[str, Path]:
+    """Train (once) the chunk policy and the PPO agent with rndx.train; return their run dirs."""
+    from hydra import compose, initialize_config_dir
+
+    from rndx.demos import record
+    from rndx.paths import config_dir
+    from rndx.train import train
+
+    cache.mkdir(parents=True, exist_ok=True)
+    demos = cache / "demos.npz"
+    if not demos.is_file():
+        record(ENV_ID, 200, 0, 500, {"layout": "small"}, noise=0.3).save(demos)
+    recipes = {
+        "chunk_flow": [
+            "agent=chunk_flow",
+            f"demos={demos}",
+            "eval.episodes=50",
+        ],
+        "ppo": [
+            "agent=ppo",
+            "+env.kwargs.reward=dense",
+            "n_envs=16",
+            "total_timesteps=300000",
+            "eval.episodes=50",
+            "eval.deterministic=false",
+        ],
+    }
+    runs = {}
+    for name, overrides in recipes.items():
+        run = cache / name
+        if not (run / "model.zip").is_file():
+            with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+                cfg = compose(
+                    "train", overrides=[*overrides, f"run_dir={run}", "progress_bar=false"]
+                )
+            train(cfg)
+        runs[name] = run
+    return runs
+
+
+def offline_alarms(cal, ev, window, kind, delta, rule, every):
+    """Alarm steps of evaluation score traces ``ev`` with thresholds of ``kind`` and window
+    ``window`` fitted on the calibration score traces ``cal`` (both raw (rnd, ace) pairs)."""
+    import numpy as np
+
+    from rndx.monitors.alarms import first_alarm, rule_holds
+    from rndx.monitors.calibration import at_steps, cp_joint, thresholds
+    from rndx.monitors.scores import window_sums
+
+    rs = [window_sums(r, window) for r, _ in cal]
+    as_ = [window_sums(a, window) for _, a in cal]
+    if kind == "cp_joint" and rule == "and":
+        th_r, th_a = cp_joint(rs, as_, delta)
+    else:  # cp_joint calibrates the AND alarm; single scores and OR keep cp_constant
+        single = "cp_constant" if kind == "cp_joint" else kind
+        th_r, th_a = thresholds(rs, delta, single), thresholds(as_, delta, single)
+    out = []
+    for r, a in ev:
+        t = np.arange(len(r))
+        over_r = window_sums(r, window) > at_steps(th_r, t)
+        over_a = window_sums(a, window) > at_steps(th_a, t)
+        f = first_alarm(rule_holds(rule, over_r, over_a))
+        out.append(None if f is None else f * every)
+    return out
+
+
+def _ok(flag: bool) -> str:
+    return "PASS" if flag else "MISS"
+
+
+def shift_metrics(per_seed, shifts, window, kind, rule, delta, every, max_steps):
+    """Per shift, mean over seeds, of the metrics of one configuration (plus the false-alarm
+    rate on successes, ``far``, and the success rate)."""
+    import warnings
+
+    import numpy as np
+
+    from rndx.monitors.metrics import failure_metrics
+
+    warnings.filterwarnings("ignore", "Mean of empty slice")  # NaN rates (no failures) are fine
+    table: dict[str, dict[str, float]] = {}
+    for shift in shifts:
+        ms = []
+        for s in per_seed:
+            ev = s["shifts"][shift]
+            steps = offline_alarms(s["cal"], ev["scores"], window, kind, delta, rule, every)
+            m = failure_metrics(ev["failed"], steps, max_steps)
+            ok_steps = [st for st, f in zip(steps, ev["failed"], strict=True) if not f]
+            m["far"] = float(np.mean([st is not None for st in ok_steps])) if ok_steps else np.nan
+            m["far_per_seed"] = m["far"]
+            m["success_rate"] = 1.0 - float(np.mean(ev["failed"]))
+            ms.append(m)
+        table[shift] = {k: float(np.nanmean([m[k] for m in ms])) for k in ms[0]}
+        table[shift]["far_max_seed"] = float(np.nanmax([m["far"] for m in ms]))
+    return table
+
+
+def latency(adapter, monitor, obs, calls: int) -> dict[str, float]:
+    """Median ms: the policy's sampling of B chunks, and the monitor's added cost per step."""
+    import numpy as np
+
+    from rndx.monitors.monitor import MonitoredPolicy
+
+    b = monitor.config.n_samples
+    chunks = adapter.sample_chunks(obs, b)
+
+    class GivenChunks:  # the chunks the policy sampled anyway: only the monitor's work is timed
+        def __init__(self, inner):
+            self.inner = inner
+
+        def embed(self, o):
+            return self.inner.embed(o)
+
+        def sample_chunks(self, o, n):
+            return chunks
+
+        def predict(self, *a, **k):
+            return self.inner.predict(*a, **k)
+
+        def reset(self, idx=None):
+            pass
+
+    def timed(fn):
+        for _ in range(20):
+            fn()
+        ts = []
+        for _ in range(calls):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+        return 1e3 * float(np.median(ts))
+
+    sample_ms = timed(lambda: adapter.sample_chunks(obs, b))
+    mp = MonitoredPolicy(GivenChunks(adapter), monitor)
+    mp.monitor.config.score_every = 1  # time a scored step
+    added_ms = timed(lambda: mp.observe(obs))
+    full = MonitoredPolicy(adapter, monitor)
+    full_ms = timed(lambda: full.observe(obs))
+    return {
+        "sample_ms": sample_ms,
+        "added_ms": added_ms,
+        "full_ms": full_ms,
+        "B": b,
+        "H": int(chunks.shape[-2]),
+    }
+
+
+def main() -> None:
+    import numpy as np
+    import torch
+
+    from rndx.agents import load_agent
+    from rndx.config import to_dict
+    from rndx.envs.shifts import known_shifts
+    from rndx.evaluate import load_run_config
+    from rndx.monitors.monitor import MonitorConfig, calibrate, score_traces
+    from rndx.monitors.policies import as_monitorable
+    from rndx.monitors.rollouts import run_rollouts
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--episodes", type=int, default=100, help="evaluation episodes per shift")
+    p.add_argument("--calibration", type=int, default=50, help="successful calibration rollouts")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--shifts", nargs="+", default=known_shifts())
+    p.add_argument("--policies", nargs="+", default=["chunk_flow", "ppo"])
+    p.add_argument("--delta", type=float, default=0.1)
+    p.add_argument("--n-samples", type=int, default=64)
+    p.add_argument("--calls", type=int, default=300, help="timed calls for latency")
+    p.add_argument("--chunk-window", type=int, default=2, help="window (scored steps), chunk")
+    p.add_argument("--ppo-window", type=int, default=10, help="window (scored steps), PPO")
+    p.add_argument("--threshold", default="cp_constant", help="threshold kind of the main table")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    t_start = time.perf_counter()
+    runs = ensure_runs(CACHE)
+    report: dict[str, Any] = {"args": vars(args), "policies": {}}
+    lines: list[str] = []
+
+    def emit(s: str = "") -> None:
+        print(s, flush=True)
+        lines.append(s)
+
+    emit("## FIPER runtime failure prediction on the AGV shift suite\n")
+    emit(
+        f"- machine: {platform.machine()}, {os.cpu_count()} cores (shared, loaded), torch "
+        f"{torch.__version__}, 1 torch thread"
+    )
+    emit(
+        f"- command: `python benchmarks/monitor.py --episodes {args.episodes} --calibration "
+        f"{args.calibration} --seeds {' '.join(map(str, args.seeds))}`"
+    )
+    for name in args.policies:
+        run = runs[name]
+        cfg = load_run_config(run)
+        model = load_agent(str(cfg.agent.algo), run / "model.zip")
+        adapter = as_monitorable(model)
+        kwargs = to_dict(cfg.env.get("kwargs"))
+        max_steps = int(cfg.env.max_episode_steps)
+        det = bool(cfg.eval.deterministic)
+        every = int(getattr(model, "execute", 1))
+        window = args.chunk_window if every > 1 else args.ppo_window
+        per_seed = []
+        for seed in args.seeds:
+            t0 = time.perf_counter()
+            cal_seed = 10_000 + 1000 * seed
+            ok: list[np.ndarray] = []
+            tried = 0
+            while len(ok) < args.calibration:
+                n = max(10, math.ceil(1.3 * (args.calibration - len(ok))))
+                rolls = run_rollouts(
+                    model, ENV_ID, n, cal_seed + tried, max_steps, kwargs, deterministic=det
+                )
+                tried += n
+                ok += [r.obs for r in rolls if r.success]
+            mcfg = MonitorConfig(
+                delta=args.delta,
+                window=window,
+                threshold=args.threshold,
+                n_samples=args.n_samples,
+                score_every=every,
+                seed=seed,
+            )
+            mon, cal_scores = calibrate(model, ok[: args.calibration], mcfg, return_scores=True)
+            shifts = {}
+            for shift in args.shifts:
+                rolls = run_rollouts(
+                    model,
+                    ENV_ID,
+                    args.episodes,
+                    20_000 + 1000 * seed,
+                    max_steps,
+                    kwargs,
+                    shift=shift,
+                    deterministic=det,
+                )
+                shifts[shift] = {
+                    "failed": [not r.success for r in rolls],
+                    "scores": score_traces(mon, adapter, [r.obs for r in rolls]),
+                }
+            per_seed.append(
+                {
+                    "seed": seed,
+                    "cal": cal_scores,
+                    "shifts": shifts,
+                    "cal_tried": tried,
+                    "monitor": mon,
+                }
+            )
+            emit(
+                f"- {name} seed {seed}: calibration {args.calibration} successes of {tried} "
+                f"rollouts; {len(args.shifts)} shifts x {args.episodes} episodes; "
+                f"{time.perf_counter() - t0:.0f} s"
+            )
+
+        import pickle
+
+        with open(CACHE / f"scores_{name}.pkl", "wb") as fh:  # for offline analysis
+            pickle.dump(
+                {
+                    "every": every,
+                    "max_steps": max_steps,
+                    "per_seed": [
+                        {k: v for k, v in sd.items() if k != "monitor"} for sd in per_seed
+                    ],
+                },
+                fh,
+            )
+
+        def suite_mean(table, key):
+            vals = [table[s][key] for s in args.shifts]
+            return float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
+
+        emit(
+            f"\n### {name}: scored every {every} step(s)"
+            f", window {window} scored steps, {args.threshold}, delta {args.delta}, "
+            f"B {args.n_samples}, "
+            f"mean over seeds {args.seeds}\n"
+        )
+        emit("| shift | success | method | TPR | TNR | accuracy | DT | TWA |")
+        emit("|---|---:|---|---:|---:|---:|---:|---:|")
+        main_tables = {
+            m: shift_metrics(
+                per_seed, args.shifts, window, args.threshold, r, args.delta, every, max_steps
+            )
+            for m, r in METHODS.items()
+        }
+
+        def fmt(x):
+            return "n/a" if not np.isfinite(x) else f"{x:.2f}"
+
+        for shift in args.shifts:
+            for m in METHODS:
+                t = main_tables[m][shift]
+                emit(
+                    f"| {shift} | {t['success_rate']:.2f} | {m} | {fmt(t['tpr'])} | "
+                    f"{fmt(t['tnr'])} | {fmt(t['accuracy'])} | {fmt(t['dt'])} | {fmt(t['twa'])} |"
+                )
+        summary = {}
+        for m in METHODS:
+            summary[m] = {
+                k: suite_mean(main_tables[m], k) for k in ("tpr", "tnr", "accuracy", "dt", "twa")
+            }
+            s = summary[m]
+            emit(
+                f"| **suite mean** | | {m} | {fmt(s['tpr'])} | {fmt(s['tnr'])} | "
+                f"{fmt(s['accuracy'])} | {fmt(s['dt'])} | {fmt(s['twa'])} |"
+            )
+        far_nominal = (
+            [
+                shift_metrics(
+                    [sd], ["nominal"], window, args.threshold, "and", args.delta, every, max_steps
+                )["nominal"]["far"]
+                for sd in per_seed
+            ]
+            if "nominal" in args.shifts
+            else []
+        )
+
+        emit("\nAblation (suite means over the same scores; thresholds refitted per config):\n")
+        emit(
+            "| window | thresholds | FIPER acc | FIPER TWA | RND-OE acc | ACE acc | OR acc "
+            "| FIPER nominal FAR |"
+        )
+        emit("|---:|---|---:|---:|---:|---:|---:|---:|")
+        ablation = []
+        for w in sorted({max(1, window // 4), max(1, window // 2), window, 2 * window}):
+            for kind in ("cp_constant", "cp_joint", "cp_band", "time_varying"):
+                try:
+                    tabs = {
+                        m: shift_metrics(
+                            per_seed, args.shifts, w, kind, r, args.delta, every, max_steps
+                        )
+                        for m, r in METHODS.items()
+                    }
+                except ValueError as exc:  # too few threshold rollouts for this kind
+                    emit(f"| {w} | {kind} | {exc} |||||")
+                    continue
+                row = {
+                    "window": w,
+                    "kind": kind,
+                    **{f"{m}_acc": suite_mean(tabs[m], "accuracy") for m in METHODS},
+                    "fiper_twa": suite_mean(tabs["FIPER (and)"], "twa"),
+                    "fiper_far_nominal": tabs["FIPER (and)"]
+                    .get("nominal", {})
+                    .get("far", float("nan")),
+                }
+                ablation.append(row)
+                emit(
+                    f"| {w} | {kind} | {row['FIPER (and)_acc']:.2f} | {row['fiper_twa']:.2f} | "
+                    f"{row['RND-OE_acc']:.2f} | {row['ACE_acc']:.2f} | {row['OR_acc']:.2f} | "
+                    f"{row['fiper_far_nominal']:.3f} |"
+                )
+        lat = latency(adapter, per_seed[0]["monitor"], ok[0][0], args.calls)
+        fi = summary["FIPER (and)"]
+        beats = all(fi["accuracy"] > summary[m]["accuracy"] for m in METHODS if m != "FIPER (and)")
+        emit(
+            f"\nLatency (1 observation, B {lat['B']}, H {lat['H']}, median of {args.calls}): "
+            f"policy's own sampling {lat['sample_ms']:.2f} ms; monitor ADDED per scored step "
+            f"(embedding + RND-OE + ACE + window/threshold/rule, given the sampled chunks) "
+            f"{lat['added_ms']:.2f} ms; monitor step including a separate sampling "
+            f"{lat['full_ms']:.2f} ms\n"
+        )
+        emit(
+            f"- bar: FIPER suite accuracy >= 0.85: {_ok(fi['accuracy'] >= 0.85)} "
+            f"({fi['accuracy']:.2f})"
+        )
+        emit(f"- bar: FIPER suite TWA >= 0.70: {_ok(fi['twa'] >= 0.70)} ({fi['twa']:.2f})")
+        emit(
+            f"- bar: FIPER beats RND-OE, ACE and OR on accuracy: {'PASS' if beats else 'MISS'} ("
+            + ", ".join(f"{m} {summary[m]['accuracy']:.2f}" for m in METHODS)
+            + ")"
+        )
+        if far_nominal:
+            mean_far = float(np.mean(far_nominal))
+            per = ", ".join(f"{f:.3f}" for f in far_nominal)
+            emit(
+                f"- bar: FIPER false-alarm rate on held-out nominal successes <= delta "
+                f"{args.delta}: {_ok(mean_far <= args.delta)} (mean {mean_far:.3f}; per seed {per})"
+            )
+        emit(
+            f"- bar: added latency <= 2 ms per step: {_ok(lat['added_ms'] <= 2.0)} "
+            f"({lat['added_ms']:.2f} ms)"
+        )
+        report["policies"][name] = {
+            "every": every,
+            "window": window,
+            "summary": summary,
+            "per_shift": {m: main_tables[m] for m in METHODS},
+            "far_nominal": far_nominal,
+            "ablation": ablation,
+            "latency": lat,
+            "calibration_rollouts": [s["cal_tried"] for s in per_seed],
+        }
+    emit(f"\n- total wall time {time.perf_counter() - t_start:.0f} s")
+    RESULTS.mkdir(exist_ok=True)
+    from rndx.utils.io import atomic_write_json
+
+    atomic_write_json(RESULTS / "monitor.json", report)
+    (RESULTS / "monitor.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

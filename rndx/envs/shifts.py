@@ -1,0 +1,169 @@
+"""Named, seedable distribution shifts for the AGV warehouse, to provoke (or not) failures.
+
+Each shift is env options (keyword overrides of :class:`~rndx.envs.agv.core.AGVConfig`) plus,
+where options cannot express it, a reset hook that edits the freshly reset core (goal,
+obstacle placement). They apply to the batched core (:func:`apply_reset_hook`, used by
+``rndx.monitors.rollouts``) and to the single Gymnasium env (:class:`ShiftWrapper`,
+:func:`make_shifted_env`) the same way. A rollout's label is always the env's own outcome
+(success, or collision / time-out); a shift never labels anything.
+
+Failure-inducing shifts: ``unseen_layout`` (a procedurally generated warehouse), ``crowd``
+(pedestrians crossing the aisles), ``lidar_noise`` (range noise and beam dropout),
+``actuator_loss`` (motors deliver a fraction of the commanded speed), ``slippery_floor``
+(low traction: acceleration limits cut to a fraction). Benign shifts, for false alarms:
+``clutter_far`` (static clutter far from the start-goal line), ``goal_shift`` (the goal
+moved by up to 0.4 m), and ``nominal`` (no shift: held-out in-distribution rollouts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+ResetHook = Callable[[Any, int, np.random.Generator], None]
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A named shift: ``options(seed)`` gives env keyword overrides; ``reset_hook(core, i,
+    rng)`` edits vehicle i of a freshly reset core; ``benign`` shifts should not cause
+    failures."""
+
+    name: str
+    description: str
+    benign: bool
+    options: Callable[[int], dict[str, Any]] = field(default=lambda seed: {})
+    reset_hook: ResetHook | None = None
+
+
+_CLUTTER = 3  # static clutter items (pedestrian discs frozen in place)
+
+
+def _clutter_far(core: Any, i: int, rng: np.random.Generator) -> None:
+    """Freeze the obstacle discs at free points >= 3 m from the start, the goal and the
+    straight line between them (fallback: the farthest candidates)."""
+    lay = core.world.layout
+    free = lay.cells(".SGPD")
+    start, goal = core.pos[i], core.goal[i]
+    d = goal - start
+    t = np.clip(((free - start) @ d) / max(float(d @ d), 1e-9), 0.0, 1.0)
+    dist_line = np.hypot(*(free - (start + t[:, None] * d)).T)
+    clear = core.world.clearance(free) >= core.cfg.pedestrian_radius + 0.1
+    ok = np.flatnonzero((dist_line >= 3.0) & clear)
+    if len(ok) < core.m:
+        ok = np.argsort(-np.where(clear, dist_line, -1.0))[: max(core.m, 1)]
+    pick = rng.choice(ok, size=core.m, replace=len(ok) < core.m)
+    xy = free[pick] + rng.uniform(-0.2, 0.2, size=(core.m, 2))
+    core.place(i, {"obstacles": xy})
+
+
+def _goal_shift(core: Any, i: int, rng: np.random.Generator, radius: float = 0.4) -> None:
+    """Move the goal by up to ``radius`` metres in a random direction, to a point that keeps
+    the vehicle's clearance (else leave it)."""
+    for _ in range(20):
+        ang, r = rng.uniform(-np.pi, np.pi), rng.uniform(0.5, 1.0) * radius
+        g = core.goal[i] + r * np.array([np.cos(ang), np.sin(ang)])
+        if core.world.clearance(g[None])[0] >= core.cfg.radius + 0.15:
+            core.place(i, {"goal": g})
+            return
+
+
+SHIFTS: dict[str, Shift] = {
+    s.name: s
+    for s in (
+        Shift("nominal", "no shift (held-out in-distribution rollouts)", True),
+        Shift(
+            "unseen_layout",
+            "a procedurally generated warehouse (layout_seed = 100 + seed)",
+            False,
+            lambda seed: {"layout": "procedural", "layout_seed": 100 + int(seed)},
+        ),
+        Shift(
+            "crowd",
+            "8 pedestrians walking along the aisles at 0.8-1.4 m/s",
+            False,
+            lambda seed: {"n_pedestrians": 8, "pedestrian_speed": (0.8, 1.4)},
+        ),
+        Shift(
+            "lidar_noise",
+            "lidar range noise std 0.3 m and 15% beam dropout",
+            False,
+            lambda seed: {"lidar_noise": 0.3, "lidar_dropout": 0.15},
+        ),
+        Shift(
+            "actuator_loss",
+            "motors deliver 35% of the commanded velocities",
+            False,
+            lambda seed: {"actuator_gain": 0.35},
+        ),
+        Shift(
+            "slippery_floor",
+            "low traction: acceleration limits cut to 15% (a_max 0.225, alpha_max 0.6)",
+            False,
+            lambda seed: {"a_max": 0.225, "alpha_max": 0.6},
+        ),
+        Shift(
+            "clutter_far",
+            f"{_CLUTTER} static clutter items >= 3 m from the start-goal line",
+            True,
+            lambda seed: {"n_pedestrians": _CLUTTER, "n_agvs": 0},
+            _clutter_far,
+        ),
+        Shift("goal_shift", "the goal moved by 0.2-0.4 m", True, reset_hook=_goal_shift),
+    )
+}
+
+
+def known_shifts() -> list[str]:
+    return list(SHIFTS)
+
+
+def get_shift(name: str) -> Shift:
+    """:raises ValueError: for an unknown name, listing the known ones."""
+    try:
+        return SHIFTS[name]
+    except KeyError:
+        raise ValueError(f"unknown shift {name!r}; known: {known_shifts()}") from None
+
+
+def shifted_kwargs(name: str, env_kwargs: dict[str, Any] | None, seed: int = 0) -> dict[str, Any]:
+    """The env's keyword arguments with shift ``name`` applied (the shift's keys win)."""
+    return {**(env_kwargs or {}), **get_shift(name).options(int(seed))}
+
+
+def apply_reset_hook(name: str, core: Any, idx: Any, rngs: list[np.random.Generator]) -> None:
+    """Run the shift's reset hook on vehicles ``idx`` of a freshly reset core (a no-op for
+    shifts without one); ``rngs[i]`` is vehicle i's generator."""
+    hook = get_shift(name).reset_hook
+    if hook is not None:
+        for i in np.atleast_1d(np.asarray(idx, dtype=np.int64)):
+            hook(core, int(i), rngs[int(i)])
+
+
+class ShiftWrapper(gym.Wrapper):
+    """The reset hook of shift ``name`` on a single rndx AGV env (whose options the caller
+    already shifted, e.g. with :func:`make_shifted_env`). The observation returned by
+    ``reset`` is taken after the hook, so it shows the shifted goal / clutter."""
+
+    def __init__(self, env: gym.Env, name: str) -> None:
+        super().__init__(env)
+        self.shift = get_shift(name)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        if self.shift.reset_hook is None:
+            return obs, info
+        base = self.env.unwrapped
+        self.shift.reset_hook(base.core, 0, base.np_random)
+        obs = base.core.observe()[0]
+        return obs, {**info, "pose": base.core.poses()[0].copy()}
+
+
+def make_shifted_env(env_id: str, name: str, seed: int = 0, **kwargs: Any) -> gym.Env:
+    """``gymnasium.make(env_id)`` with shift ``name`` applied (options and reset hook)."""
+    env = gym.make(env_id, **shifted_kwargs(name, kwargs, seed))
+    return ShiftWrapper(env, name)

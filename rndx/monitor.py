@@ -1,0 +1,181 @@
+"""Runtime failure monitoring: ``rndx.monitor(policy, calibration=..., delta=..., window=...,
+rule="and")`` and the command line
+
+    python -m rndx.monitor calibrate run=<dir> [episodes=50] [delta=0.1] [window=10]
+        [rule=and] [threshold=cp_constant] [n_samples=64] [score_every=K] [seed=S]
+    python -m rndx.monitor evaluate run=<dir> [shifts=[crowd,lidar_noise,...]] [episodes=100]
+        [seed=S]
+
+``calibrate`` rolls out the run's policy on its env, keeps the successful rollouts,
+calibrates FIPER on them and saves ``<run>/monitor.pt``. ``evaluate`` rolls out under each
+named shift (:mod:`rndx.envs.shifts`) and prints TPR, TNR, accuracy, DT and TWA of FIPER,
+RND-OE alone, ACE alone and the OR rule as one table (also written to
+``<run>/monitor_eval_<seed>.json``).
+
+This module is callable: ``rndx.monitor(...)`` is :func:`rndx.monitors.monitor`. (A module
+and a function cannot share the name ``rndx.monitor`` otherwise: importing the module would
+replace the function on the package.)
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+from rndx.monitors import MonitoredPolicy, load_monitor
+from rndx.monitors import monitor as _monitor
+from rndx.utils.headless import use_headless_backends
+
+__all__ = ["MonitoredPolicy", "load_monitor", "main"]
+
+_USAGE = (
+    "usage: python -m rndx.monitor calibrate run=<dir> [episodes=50] [delta=0.1] [window=10] "
+    "[rule=and] [threshold=cp_constant] [n_samples=64] [score_every=K] [seed=S]\n"
+    "       python -m rndx.monitor evaluate run=<dir> [shifts=[a,b,...]] [episodes=100] [seed=S]"
+)
+_KEYS = {
+    "calibrate": {
+        "run": str,
+        "episodes": int,
+        "seed": int,
+        "delta": float,
+        "window": int,
+        "rule": str,
+        "threshold": str,
+        "n_samples": int,
+        "score_every": int,
+    },
+    "evaluate": {"run": str, "episodes": int, "seed": int, "shifts": str},
+}
+
+
+def parse_cli(argv: list[str]) -> tuple[str, dict[str, Any]]:
+    """``<command> key=value ...`` -> (command, typed args); errors name the valid keys."""
+    if not argv or argv[0] not in _KEYS:
+        raise ValueError(f"first argument must be one of {list(_KEYS)}, got {argv[:1]}")
+    cmd, keys = argv[0], _KEYS[argv[0]]
+    args: dict[str, Any] = {}
+    for item in argv[1:]:
+        key, sep, value = item.partition("=")
+        if not sep or key not in keys:
+            raise ValueError(f"bad argument {item!r} for {cmd}; valid keys: {', '.join(keys)}")
+        try:
+            args[key] = keys[key](value)
+        except ValueError:
+            raise ValueError(f"{key}={value!r} is not a valid {keys[key].__name__}") from None
+    if "run" not in args:
+        raise ValueError("missing run=<dir>")
+    if "shifts" in args:
+        from rndx.envs.shifts import get_shift
+
+        names = [s.strip() for s in args["shifts"].strip("[]").split(",") if s.strip()]
+        for name in names:
+            get_shift(name)  # unknown names fail here, listing the known ones
+        args["shifts"] = names
+    return cmd, args
+
+
+def _load_run(run: str):
+    from rndx.config import to_dict
+    from rndx.evaluate import load_model_file, load_run_config
+
+    cfg = load_run_config(run)
+    model = load_model_file(str(cfg.agent.algo), Path(run) / "model.zip")
+    env = {
+        "env_id": str(cfg.env.id),
+        "max_episode_steps": int(cfg.env.max_episode_steps),
+        "env_kwargs": to_dict(cfg.env.get("kwargs")),
+        "deterministic": bool(cfg.eval.deterministic),
+    }
+    return cfg, model, env
+
+
+def calibrate_run(run: str, episodes: int = 50, seed: int | None = None, **options: Any):
+    """Calibrate on ``episodes`` rollouts of the run's policy; save ``<run>/monitor.pt``."""
+    from rndx.monitors.evaluation import calibrate_from_rollouts
+    from rndx.monitors.monitor import MonitorConfig
+
+    cfg, model, env = _load_run(run)
+    seed = int(cfg.seed) + 2000 if seed is None else seed
+    # FIPER scores once per predicted chunk: every `execute` steps for the chunk policy
+    options.setdefault("score_every", int(getattr(model, "execute", 1)))
+    options.setdefault("window", 2 if options["score_every"] > 1 else 10)  # benchmark's
+    mon, summary = calibrate_from_rollouts(
+        model,
+        env["env_id"],
+        episodes,
+        seed,
+        env["max_episode_steps"],
+        env["env_kwargs"],
+        MonitorConfig(**options),
+        env["deterministic"],
+    )
+    path = mon.save(Path(run) / "monitor.pt")
+    return path, mon, summary
+
+
+def evaluate_run(run: str, shifts: list[str] | None = None, episodes: int = 100, seed=None):
+    """Evaluate ``<run>/monitor.pt`` on each shift; write ``monitor_eval_<seed>.json``."""
+    from rndx.envs.shifts import known_shifts
+    from rndx.monitors.evaluation import evaluate_shift
+    from rndx.monitors.monitor import Monitor
+    from rndx.utils.io import atomic_write_json
+
+    cfg, model, env = _load_run(run)
+    mon = Monitor.load(Path(run) / "monitor.pt")
+    seed = int(cfg.seed) + 3000 if seed is None else seed
+    results = [
+        evaluate_shift(
+            mon,
+            model,
+            env["env_id"],
+            s,
+            episodes,
+            seed,
+            env["max_episode_steps"],
+            env["env_kwargs"],
+            env["deterministic"],
+        )
+        for s in (shifts or known_shifts())
+    ]
+    atomic_write_json(Path(run) / f"monitor_eval_{seed}.json", results)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry; errors print one line plus usage and return 2."""
+    from rndx.monitors.evaluation import format_table
+
+    use_headless_backends()
+    try:
+        cmd, args = parse_cli(sys.argv[1:] if argv is None else argv)
+        run = args.pop("run")
+        if cmd == "calibrate":
+            path, mon, summary = calibrate_run(run, **args)
+            print(
+                f"calibrated on {summary['successes']} successful of {summary['episodes']} "
+                f"rollouts (delta {mon.config.delta}, window {mon.config.window}, "
+                f"{mon.config.threshold}): thresholds RND-OE {mon.rnd_threshold.max():.4g}, "
+                f"ACE {mon.ace_threshold.max():.4g}\n  wrote {path}"
+            )
+        else:
+            print(format_table(evaluate_run(run, **args)))
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}\n{_USAGE}", file=sys.stderr)
+        return 2
+    return 0
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``rndx.monitor(policy, ...)`` call :func:`rndx.monitors.monitor`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> MonitoredPolicy:
+        return _monitor(*args, **kwargs)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+else:
+    sys.modules[__name__].__class__ = _CallableModule

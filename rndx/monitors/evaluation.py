@@ -1,0 +1,119 @@
+"""Calibrate a monitor from a policy's own rollouts, and evaluate it over named shifts.
+
+Used by ``python -m rndx.monitor`` and ``benchmarks/monitor.py``. Rollouts run first and are
+scored afterwards in batches (the monitor only watches, so this equals online monitoring);
+every rollout is labelled by the env's outcome, never by the monitor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rndx.monitors.metrics import failure_metrics
+from rndx.monitors.monitor import Monitor, MonitorConfig, calibrate, score_traces
+from rndx.monitors.policies import as_monitorable
+from rndx.monitors.rollouts import run_rollouts
+
+# Table rows: method name -> alarm rule
+METHODS = {"FIPER (and)": "and", "RND-OE": "rnd_oe", "ACE": "ace", "OR": "or"}
+
+
+def calibrate_from_rollouts(
+    policy: Any,
+    env_id: str,
+    episodes: int,
+    seed: int,
+    max_episode_steps: int | None,
+    env_kwargs: dict[str, Any] | None,
+    config: MonitorConfig,
+    deterministic: bool = False,
+) -> tuple[Monitor, dict[str, Any]]:
+    """Roll out ``episodes`` nominal episodes, keep the successful ones, calibrate on them.
+
+    :raises ValueError: if fewer successes than the monitor needs (says how many)."""
+    rolls = run_rollouts(
+        policy, env_id, episodes, seed, max_episode_steps, env_kwargs, deterministic=deterministic
+    )
+    ok = [r.obs for r in rolls if r.success]
+    need = config.min_rollouts()
+    if len(ok) < need:
+        raise ValueError(
+            f"only {len(ok)} of {episodes} calibration rollouts succeeded; the monitor needs "
+            f"{need} successful ones for delta={config.delta}: raise episodes="
+        )
+    mon = calibrate(policy, ok, config)
+    mon.info.update({"env_id": env_id, "calibration_episodes": episodes, "calibration_seed": seed})
+    return mon, {"episodes": episodes, "successes": len(ok)}
+
+
+def evaluate_shift(
+    monitor: Monitor,
+    policy: Any,
+    env_id: str,
+    shift: str,
+    episodes: int,
+    seed: int,
+    max_episode_steps: int,
+    env_kwargs: dict[str, Any] | None,
+    deterministic: bool = False,
+) -> dict[str, Any]:
+    """Roll out under ``shift``, score, and compute the metrics of every method in
+    :data:`METHODS` on the same rollouts."""
+    adapter = as_monitorable(policy)
+    rolls = run_rollouts(
+        policy,
+        env_id,
+        episodes,
+        seed,
+        max_episode_steps,
+        env_kwargs,
+        shift=shift,
+        deterministic=deterministic,
+    )
+    scored = score_traces(monitor, adapter, [r.obs for r in rolls])
+    failed = [not r.success for r in rolls]
+    out: dict[str, Any] = {
+        "shift": shift,
+        "episodes": len(rolls),
+        "success_rate": float(np.mean([r.success for r in rolls])),
+        "methods": {},
+    }
+    for name, rule in METHODS.items():
+        steps = [monitor.alarm_step(r, a, rule) for r, a in scored]
+        out["methods"][name] = failure_metrics(failed, steps, max_episode_steps)
+        out["methods"][name]["false_alarm_rate"] = float(
+            np.mean([s is not None for s, f in zip(steps, failed, strict=True) if not f])
+            if not all(failed)
+            else np.nan
+        )
+    return out
+
+
+def format_table(results: list[dict[str, Any]]) -> str:
+    """One markdown table: a row per (shift, method), then the mean over the shifts."""
+    lines = [
+        "| shift | success | method | TPR | TNR | accuracy | DT | TWA |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+
+    def f(x: float) -> str:
+        return "n/a" if x is None or not np.isfinite(x) else f"{x:.2f}"
+
+    for res in results:
+        for name, m in res["methods"].items():
+            lines.append(
+                f"| {res['shift']} | {res['success_rate']:.2f} | {name} | {f(m['tpr'])} | "
+                f"{f(m['tnr'])} | {f(m['accuracy'])} | {f(m['dt'])} | {f(m['twa'])} |"
+            )
+    for name in METHODS:
+        vals = {
+            k: np.nanmean([r["methods"][name][k] for r in results]) if results else np.nan
+            for k in ("tpr", "tnr", "accuracy", "dt", "twa")
+        }
+        lines.append(
+            f"| **mean** | | {name} | {f(vals['tpr'])} | {f(vals['tnr'])} | "
+            f"{f(vals['accuracy'])} | {f(vals['dt'])} | {f(vals['twa'])} |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,436 @@
+"""The calibrated FIPER monitor, the monitored policy, its Gymnasium wrapper, and persistence.
+
+:class:`Monitor` holds what calibration produced: the RND-OE pair, ACE's cell widths and the
+two thresholds. :func:`calibrate` makes one from successful rollouts:
+
+1. the rollouts are split in order: the first ``fit_fraction`` fit the scores (RND-OE's
+   predictor and whitening, ACE's cell widths), the rest set the thresholds. Fitting and
+   thresholding on the same rollouts would score the calibration set lower than fresh
+   rollouts and break the conformal guarantee (FIPER fits and calibrates on the same set).
+2. every observation of the threshold rollouts is scored, windowed, and each score gets its
+   threshold (:mod:`rndx.monitors.calibration`).
+
+:class:`MonitoredPolicy` acts with the policy and, at every step, scores the observation
+(embedding -> RND-OE; B sampled chunks -> ACE), adds it to the window, compares with the
+thresholds of that step and applies the alarm rule; the alarm latches for the episode.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rndx.monitors.alarms import check_rule, first_alarm, rule_holds
+from rndx.monitors.calibration import KINDS, at_steps, cp_joint, min_calibration, thresholds
+from rndx.monitors.policies import as_monitorable
+from rndx.monitors.scores import RNDOE, ace, cell_widths, window_sums
+from rndx.utils.io import atomic_save
+
+_FORMAT = "rndx.monitor/1"
+_SCORE_BLOCK = 256  # observations per batched chunk-sampling call while calibrating
+
+
+@dataclass
+class MonitorConfig:
+    """Settings of a monitor (saved with it).
+
+    :param delta: target false-alarm rate per successful rollout, in (0, 1).
+    :param window: w, the sliding-window length of the score sums.
+    :param rule: ``and`` (FIPER), ``or``, ``rnd_oe`` or ``ace``.
+    :param threshold: ``cp_constant`` (guarantee), ``cp_band`` (guarantee, split),
+        ``time_varying`` (per-step quantile, no guarantee) or ``cp_joint`` (the AND alarm
+        itself calibrated to delta; see :mod:`rndx.monitors.calibration`).
+    :param n_samples: B, chunks sampled per step for ACE.
+    :param score_every: score every k-th step of an episode (steps 0, k, 2k, ...): FIPER
+        scores once per predicted chunk, so k = the chunk policy's ``execute``; 1 for a
+        policy that predicts every step. Between scored steps the last scores and
+        thresholds hold; windows count scored steps.
+    :param ace_factor: ACE cell width as a fraction of each dimension's calibration range.
+    :param ace_dims: action dimensions ACE histograms (None: all).
+    :param rnd: ``fit`` (a new RND pair on the embedding) or ``reuse`` (the RND module that
+        drove the agent's exploration, IntrinsicPPO only).
+    :param fit_fraction: share of the calibration rollouts that fit the scores.
+    :param rnd_epochs: passes of the predictor over the fitting embeddings.
+    :param seed: seeds the RND pair.
+    """
+
+    delta: float = 0.1
+    window: int = 10
+    rule: str = "and"
+    threshold: str = "cp_constant"
+    n_samples: int = 64
+    score_every: int = 1
+    ace_factor: float = 0.03
+    ace_dims: list[int] | None = None
+    rnd: str = "fit"
+    fit_fraction: float = 0.5
+    rnd_epochs: int = 50
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < float(self.delta) < 1.0:
+            raise ValueError(f"delta={self.delta!r} must be in (0, 1)")
+        if int(self.window) < 1:
+            raise ValueError(f"window={self.window!r} must be >= 1")
+        check_rule(self.rule)
+        if self.threshold not in (*KINDS, "cp_joint"):
+            raise ValueError(f"threshold={self.threshold!r}; allowed: {[*KINDS, 'cp_joint']}")
+        if int(self.score_every) < 1:
+            raise ValueError(f"score_every={self.score_every!r} must be >= 1")
+        if int(self.n_samples) < 2:
+            raise ValueError(f"n_samples={self.n_samples!r} must be >= 2 (ACE needs a spread)")
+        if self.rnd not in ("fit", "reuse"):
+            raise ValueError(f"rnd={self.rnd!r}; allowed: 'fit', 'reuse'")
+        if not 0.0 < float(self.fit_fraction) < 1.0:
+            raise ValueError(f"fit_fraction={self.fit_fraction!r} must be in (0, 1)")
+        if self.ace_dims is not None:
+            self.ace_dims = [int(d) for d in self.ace_dims]
+
+    def min_rollouts(self) -> int:
+        """Successful calibration rollouts needed for ``delta`` with this split."""
+        split = self.threshold in ("cp_band", "cp_joint")  # halves: fit, then conformal
+        need = min_calibration(self.delta) * (2 if split else 1)
+        need = max(need, 2 if split else 1)
+        total = math.ceil(need / (1.0 - self.fit_fraction))
+        while total - self.n_fit(total) < need:
+            total += 1
+        return max(total, 2 if self.rnd == "fit" else 1)
+
+    def n_fit(self, n: int) -> int:
+        return max(1, int(round(self.fit_fraction * n)))
+
+
+@dataclass
+class Monitor:
+    """A calibrated detector: scores, windows, thresholds (independent of any episode)."""
+
+    config: MonitorConfig
+    widths: np.ndarray
+    rnd_threshold: np.ndarray
+    ace_threshold: np.ndarray
+    rnd_oe: RNDOE | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    rnd_fn: Any = None  # rnd='reuse': the agent's own RND scorer (rebuilt on load)
+
+    # -------------------------------------------------------------- scoring
+    def rnd_scores(self, embeddings: np.ndarray, obs: np.ndarray | None = None) -> np.ndarray:
+        if self.config.rnd == "reuse":
+            return self.rnd_fn(obs)
+        return self.rnd_oe.score(embeddings)
+
+    def ace_scores(self, chunks: np.ndarray) -> np.ndarray:
+        return ace(chunks, self.widths, self.config.ace_dims)
+
+    def raw_scores(self, adapter: Any, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rnd_oe, ace) per-step scores (n,) for observations (n, obs_dim)."""
+        obs = np.asarray(obs, dtype=np.float32)
+        bad = ~np.isfinite(obs).all(axis=1)
+        clean = np.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0)
+        emb = adapter.embed(clean) if self.config.rnd == "fit" else None
+        r = self.rnd_scores(emb, clean)
+        a = self.ace_scores(adapter.sample_chunks(clean, self.config.n_samples))
+        r, a = np.asarray(r, np.float64), np.asarray(a, np.float64)
+        r[bad], a[bad] = np.inf, np.inf  # a non-finite observation is out of distribution
+        return r, a
+
+    def thresholds_at(self, scored_step: int | np.ndarray):
+        """Thresholds at the given index (or indices) of scored steps."""
+        return at_steps(self.rnd_threshold, scored_step), at_steps(self.ace_threshold, scored_step)
+
+    def alarm_step(
+        self, rnd_raw: np.ndarray, ace_raw: np.ndarray, rule: str | None = None
+    ) -> int | None:
+        """First alarm step (env step) of one episode's raw score traces (one value per
+        scored step) under ``rule`` (default: the monitor's)."""
+        w = self.config.window
+        rs, as_ = window_sums(rnd_raw, w), window_sums(ace_raw, w)
+        t = np.arange(len(rs))
+        r_th, a_th = self.thresholds_at(t)
+        first = first_alarm(rule_holds(rule or self.config.rule, rs > r_th, as_ > a_th))
+        return None if first is None else first * self.config.score_every
+
+    # -------------------------------------------------------------- persistence
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format": _FORMAT,
+            "config": asdict(self.config),
+            "widths": torch.as_tensor(self.widths),
+            "rnd_threshold": torch.as_tensor(self.rnd_threshold),
+            "ace_threshold": torch.as_tensor(self.ace_threshold),
+            "rnd_oe_hparams": None if self.rnd_oe is None else self.rnd_oe.hparams,
+            "rnd_oe": None if self.rnd_oe is None else self.rnd_oe.state_dict(),
+            "info": self.info,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """One file, written atomically."""
+        state = self.state_dict()
+        return atomic_save(lambda p: torch.save(state, p), path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Monitor:
+        """:raises FileNotFoundError, ValueError: missing, corrupt or foreign file."""
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"monitor file {str(p)!r} not found")
+        try:
+            s = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises several types for a damaged archive
+            raise ValueError(f"monitor file {str(p)!r} is corrupt: {exc}") from exc
+        if not isinstance(s, dict) or s.get("format") != _FORMAT:
+            raise ValueError(f"{str(p)!r} is not an rndx monitor (expected format {_FORMAT!r})")
+        rnd = None
+        if s["rnd_oe"] is not None:
+            rnd = RNDOE(**s["rnd_oe_hparams"])
+            rnd.load_state_dict(s["rnd_oe"])
+        return cls(
+            MonitorConfig(**s["config"]),
+            s["widths"].numpy(),
+            s["rnd_threshold"].numpy(),
+            s["ace_threshold"].numpy(),
+            rnd,
+            dict(s["info"]),
+        )
+
+
+def score_traces(
+    monitor: Monitor, adapter: Any, traces: Sequence[np.ndarray]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Raw (rnd_oe, ace) score traces of whole episodes (T_i, obs_dim), at the scored steps
+    0, k, 2k, ... (k = ``score_every``), scored in large batches (identical to scoring them
+    step by step)."""
+    if not traces:
+        return []
+    k = monitor.config.score_every
+    traces = [np.asarray(t, dtype=np.float32)[::k] for t in traces]
+    flat = np.concatenate(traces)
+    r, a = np.empty(len(flat)), np.empty(len(flat))
+    for s in range(0, len(flat), _SCORE_BLOCK):
+        r[s : s + _SCORE_BLOCK], a[s : s + _SCORE_BLOCK] = monitor.raw_scores(
+            adapter, flat[s : s + _SCORE_BLOCK]
+        )
+    cuts = np.cumsum([len(t) for t in traces])[:-1]
+    return list(zip(np.split(r, cuts), np.split(a, cuts), strict=True))
+
+
+def calibrate(
+    policy: Any,
+    calibration: Sequence[np.ndarray],
+    config: MonitorConfig | None = None,
+    return_scores: bool = False,
+) -> Monitor | tuple[Monitor, list[tuple[np.ndarray, np.ndarray]]]:
+    """Fit and calibrate a monitor of ``policy`` on the observation traces (T_i, obs_dim) of
+    SUCCESSFUL rollouts (failures must not be in ``calibration``).
+
+    :param return_scores: also return the raw (rnd_oe, ace) traces of the threshold rollouts
+        (to study other windows or threshold kinds without scoring again).
+
+    :raises ValueError: too few rollouts for ``delta`` (the message says how many are needed).
+    """
+    cfg = config or MonitorConfig()
+    adapter = as_monitorable(policy)
+    traces = [np.asarray(t, dtype=np.float32) for t in calibration]
+    if any(t.ndim != 2 or len(t) == 0 for t in traces):
+        raise ValueError("calibration must be a list of (T_i >= 1, obs_dim) observation arrays")
+    need = cfg.min_rollouts()
+    if len(traces) < need:
+        raise ValueError(
+            f"{len(traces)} successful calibration rollouts are too few for delta={cfg.delta} "
+            f"({cfg.threshold}, fit_fraction={cfg.fit_fraction}): at least {need} are needed"
+        )
+    n_fit = cfg.n_fit(len(traces))
+    fit, cal = traces[:n_fit], traces[n_fit:]
+    fit_obs = np.concatenate(fit)
+    rnd_oe, rnd_fn = None, None
+    info: dict[str, Any] = {"n_rollouts": len(traces), "n_fit": n_fit, "n_threshold": len(cal)}
+    if cfg.rnd == "fit":
+        emb = adapter.embed(fit_obs)
+        rnd_oe = RNDOE(emb.shape[1], seed=cfg.seed)
+        info["rnd_losses"] = rnd_oe.fit(emb, epochs=cfg.rnd_epochs, seed=cfg.seed)[-1:]
+    else:
+        rnd_fn = adapter.intrinsic_score_fn()
+    scored_obs = np.concatenate([t[:: cfg.score_every] for t in fit])
+    chunks = np.concatenate(
+        [
+            adapter.sample_chunks(scored_obs[s : s + _SCORE_BLOCK], cfg.n_samples)
+            for s in range(0, len(scored_obs), _SCORE_BLOCK)
+        ]
+    )
+    widths = cell_widths(chunks, cfg.ace_factor, cfg.ace_dims)
+    mon = Monitor(cfg, widths, np.zeros(1), np.zeros(1), rnd_oe, info, rnd_fn)
+    scored = score_traces(mon, adapter, cal)
+    w = cfg.window
+    rs, as_ = [window_sums(r, w) for r, _ in scored], [window_sums(a, w) for _, a in scored]
+    if cfg.threshold == "cp_joint":
+        mon.rnd_threshold, mon.ace_threshold = cp_joint(rs, as_, cfg.delta)
+    else:
+        mon.rnd_threshold = thresholds(rs, cfg.delta, cfg.threshold)
+        mon.ace_threshold = thresholds(as_, cfg.delta, cfg.threshold)
+    return (mon, scored) if return_scores else mon
+
+
+class MonitoredPolicy:
+    """A policy watched by a calibrated :class:`Monitor`.
+
+    ``predict(obs)`` returns ``(action, step)`` where ``step`` is the monitor's dict for that
+    observation (a list of dicts for a batch of observations):
+    ``rnd_oe``, ``ace`` (windowed scores), ``rnd_oe_threshold``, ``ace_threshold`` (this
+    step's thresholds), ``alarm`` (latched: the rule holds now or held earlier in the
+    episode), ``alarm_step`` (first alarm step or None), ``step`` (index of the observation
+    in the episode), plus the raw per-step scores ``rnd_oe_raw`` and ``ace_raw``.
+    """
+
+    def __init__(self, policy: Any, monitor: Monitor) -> None:
+        self.adapter = as_monitorable(policy)
+        self.policy = policy
+        self.monitor = monitor
+        if monitor.config.rnd == "reuse" and monitor.rnd_fn is None:
+            monitor.rnd_fn = self.adapter.intrinsic_score_fn()
+        self._n = 0
+
+    @property
+    def config(self) -> MonitorConfig:
+        return self.monitor.config
+
+    def _ensure(self, n: int) -> None:
+        if self._n != n:
+            w = self.config.window
+            self._n = n
+            self._rnd_buf, self._ace_buf = np.zeros((n, w)), np.zeros((n, w))
+            self._step = np.zeros(n, dtype=np.int64)
+            self._alarm = np.full(n, -1, dtype=np.int64)
+            self._win, self._th, self._raw = np.zeros((n, 2)), np.zeros((n, 2)), np.zeros((n, 2))
+
+    def reset(self, idx: Any = None) -> None:
+        """Start new episodes for envs ``idx`` (all when None): scores, steps and alarms."""
+        if self._n == 0:
+            return
+        sel = slice(None) if idx is None else np.asarray(idx)
+        self._rnd_buf[sel], self._ace_buf[sel] = 0.0, 0.0
+        self._step[sel] = 0
+        self._alarm[sel] = -1
+        self._win[sel], self._th[sel], self._raw[sel] = 0.0, 0.0, 0.0
+
+    def observe(self, obs: Any, episode_start: Any = None) -> dict[str, Any] | list[dict]:
+        """Score one observation (or a batch) without acting; returns the step dict(s)."""
+        x = np.asarray(obs, dtype=np.float32)
+        single = x.ndim == 1
+        x2 = x.reshape(-1, x.shape[-1])
+        n = len(x2)
+        self._ensure(n)
+        if episode_start is not None:
+            starts = np.flatnonzero(np.asarray(episode_start, dtype=bool).reshape(n))
+            if len(starts):
+                self.reset(starts)
+        k, w = self.config.score_every, self.config.window
+        due = np.flatnonzero(self._step % k == 0)  # envs scoring this step; others hold
+        if len(due):
+            r, a = self.monitor.raw_scores(self.adapter, x2[due])
+            j = self._step[due] // k  # index of this scored step
+            self._rnd_buf[due, j % w], self._ace_buf[due, j % w] = r, a
+            self._raw[due] = np.stack([r, a], axis=1)
+            self._win[due, 0] = window_sums(self._rnd_buf[due], w)[:, -1]  # inf-aware sums
+            self._win[due, 1] = window_sums(self._ace_buf[due], w)[:, -1]
+            r_th, a_th = self.monitor.thresholds_at(j)
+            self._th[due] = np.stack([r_th, a_th], axis=1)
+            over = self._win[due] > self._th[due]
+            holds = rule_holds(self.config.rule, over[:, 0], over[:, 1])
+            new = due[holds & (self._alarm[due] < 0)]
+            self._alarm[new] = self._step[new]
+        rs, as_ = self._win[:, 0], self._win[:, 1]
+        r_th, a_th = self._th[:, 0], self._th[:, 1]
+        r, a = self._raw[:, 0], self._raw[:, 1]
+        out = [
+            {
+                "rnd_oe": float(rs[i]),
+                "ace": float(as_[i]),
+                "rnd_oe_threshold": float(r_th[i]),
+                "ace_threshold": float(a_th[i]),
+                "alarm": bool(self._alarm[i] >= 0),
+                "alarm_step": None if self._alarm[i] < 0 else int(self._alarm[i]),
+                "step": int(self._step[i]),
+                "rnd_oe_raw": float(r[i]),
+                "ace_raw": float(a[i]),
+            }
+            for i in range(n)
+        ]
+        self._step += 1
+        return out[0] if single else out
+
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, dict[str, Any] | list[dict]]:
+        """The policy's action and the monitor's dict(s) for this observation."""
+        step = self.observe(observation, episode_start)
+        action, _ = self.adapter.predict(
+            observation, state=state, episode_start=episode_start, deterministic=deterministic
+        )
+        return action, step
+
+    def save(self, path: str | Path) -> Path:
+        """Save the calibrated monitor (not the policy) to one file."""
+        return self.monitor.save(path)
+
+
+class MonitorWrapper(gym.Wrapper):
+    """Puts the monitor's dict for each returned observation into ``info["monitor"]``.
+
+    The wrapper only watches: act with the plain policy (``monitored.policy``), not with
+    ``monitored.predict``, which would score each observation twice.
+    """
+
+    def __init__(self, env: gym.Env, monitored: MonitoredPolicy) -> None:
+        super().__init__(env)
+        self.monitored = monitored
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.monitored.adapter.reset()
+        info["monitor"] = self.monitored.observe(obs, episode_start=[True])
+        return obs, info
+
+    def step(self, action: Any):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        info["monitor"] = self.monitored.observe(obs)
+        return obs, reward, terminated, truncated, info
+
+
+def monitor(
+    policy: Any,
+    calibration: Sequence[np.ndarray] | str | Path | Monitor,
+    delta: float = 0.1,
+    window: int = 10,
+    rule: str = "and",
+    **options: Any,
+) -> MonitoredPolicy:
+    """Monitor ``policy`` (chunk policy, SB3 agent, or anything with ``embed`` and
+    ``sample_chunks``).
+
+    :param calibration: observation traces (T_i, obs_dim) of successful rollouts to calibrate
+        on; or a saved monitor file (then ``delta``/``window``/``options`` come from the file,
+        ``rule`` may be changed); or a calibrated :class:`Monitor`.
+    :param options: further :class:`MonitorConfig` fields (threshold, n_samples, ...).
+    """
+    if isinstance(calibration, str | Path):
+        calibration = Monitor.load(calibration)
+    if isinstance(calibration, Monitor):
+        calibration.config.rule = check_rule(rule)
+        return MonitoredPolicy(policy, calibration)
+    cfg = MonitorConfig(delta=delta, window=window, rule=rule, **options)
+    return MonitoredPolicy(policy, calibrate(policy, calibration, cfg))
+
+
+def load_monitor(path: str | Path, policy: Any) -> MonitoredPolicy:
+    """Load ``<run_dir>/monitor.pt`` (or any saved monitor) around ``policy``."""
+    return MonitoredPolicy(policy, Monitor.load(path))

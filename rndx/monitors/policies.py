@@ -1,0 +1,162 @@
+"""The small protocol a policy offers a monitor, and adapters for rndx's agents.
+
+A monitorable policy has
+
+    embed(obs (n, obs_dim)) -> (n, E)               the policy's own observation embedding
+    sample_chunks(obs (n, obs_dim), B) -> (n, B, H, D)   B action chunks of horizon H
+    predict(obs, state=None, episode_start=None, deterministic=False) -> (actions, state)
+    reset(idx=None)                                  forget per-episode memory (may do nothing)
+
+and ``observation_space`` / ``action_space``. :func:`as_monitorable` wraps the chunk policy
+(its encoder output; its flow samples) and Stable-Baselines3 policies (the actor's latent
+features; B single actions from the stochastic policy, i.e. chunks of horizon 1). A user's
+own class with these methods is used as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def _obs2d(obs: Any, obs_dim: int) -> np.ndarray:
+    x = np.asarray(obs, dtype=np.float32)
+    if x.shape[-1:] != (obs_dim,) or x.ndim > 2:
+        raise ValueError(f"observation of shape {x.shape}; expected ({obs_dim},) or (n, {obs_dim})")
+    return x.reshape(-1, obs_dim)
+
+
+class ChunkPolicyAdapter:
+    """The flow-matching chunk policy (:class:`rndx.agents.chunk_flow.ChunkFlowPolicy`)."""
+
+    def __init__(self, policy: Any) -> None:
+        self.policy = policy
+        self.observation_space = policy.observation_space
+        self.action_space = policy.action_space
+        self.horizon = int(policy.horizon)
+        self.obs_dim = int(policy.obs_dim)
+
+    def embed(self, obs: Any) -> np.ndarray:
+        return np.asarray(self.policy.embed(_obs2d(obs, self.obs_dim)))
+
+    def sample_chunks(self, obs: Any, n_samples: int) -> np.ndarray:
+        return np.asarray(self.policy.sample_chunks(_obs2d(obs, self.obs_dim), n_samples))
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=False):
+        return self.policy.predict(
+            obs, state=state, episode_start=episode_start, deterministic=deterministic
+        )
+
+    def reset(self, idx: Any = None) -> None:
+        self.policy.reset(idx)
+
+
+class SB3PolicyAdapter:
+    """A Stable-Baselines3 on-policy agent (PPO, :class:`IntrinsicPPO`) with a Box action
+    space and a Gaussian policy: embedding = the actor's latent features (``latent_pi``);
+    chunks of horizon 1 = B draws of the Gaussian, clipped to the action space as SB3 clips
+    the actions it executes.
+
+    :param seed: seeds the sampling generator.
+    """
+
+    horizon = 1
+
+    def __init__(self, model: Any, seed: int = 0) -> None:
+        self.model = model
+        self.sb3_policy = model.policy
+        self.observation_space = model.observation_space
+        self.action_space = model.action_space
+        self.obs_dim = int(np.prod(self.observation_space.shape))
+        self.generator = torch.Generator(device=self.sb3_policy.device).manual_seed(int(seed))
+        self._low = torch.as_tensor(self.action_space.low, device=self.sb3_policy.device)
+        self._high = torch.as_tensor(self.action_space.high, device=self.sb3_policy.device)
+
+    def _latent(self, obs: Any) -> torch.Tensor:
+        p = self.sb3_policy
+        x = torch.as_tensor(_obs2d(obs, self.obs_dim), device=p.device)
+        features = p.extract_features(x, p.pi_features_extractor)
+        return p.mlp_extractor.forward_actor(features)
+
+    @torch.inference_mode()
+    def embed(self, obs: Any) -> np.ndarray:
+        return self._latent(obs).cpu().numpy()
+
+    @torch.inference_mode()
+    def sample_chunks(self, obs: Any, n_samples: int) -> np.ndarray:
+        if n_samples < 1:
+            raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+        p = self.sb3_policy
+        dist = p._get_action_dist_from_latent(self._latent(obs)).distribution
+        mean, std = dist.mean, dist.stddev  # (n, D)
+        eps = torch.randn(
+            (mean.shape[0], n_samples, 1, mean.shape[1]),
+            generator=self.generator,
+            device=mean.device,
+        )
+        a = mean[:, None, None, :] + std[:, None, None, :] * eps
+        return torch.maximum(torch.minimum(a, self._high), self._low).cpu().numpy()
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=False):
+        return self.model.predict(
+            obs, state=state, episode_start=episode_start, deterministic=deterministic
+        )
+
+    def reset(self, idx: Any = None) -> None:
+        """Feed-forward policy: no memory."""
+
+    def intrinsic_score_fn(self):
+        """RND-OE from the RND module that drove exploration during training (IntrinsicPPO):
+        the L2 norm of its prediction error on its own (normalised) input."""
+        module = getattr(self.model, "intrinsic", None)
+        selector = getattr(self.model, "selector", None)
+        if module is None or selector is None:
+            raise ValueError(
+                f"rnd='reuse' needs an IntrinsicPPO agent with an RND module; got "
+                f"{type(self.model).__name__}"
+            )
+        if selector.spec == "pose":
+            raise ValueError(
+                "rnd='reuse': this agent's RND saw info['pose'], which the monitor does not "
+                "get from observations; train with intrinsic_input=obs (or indices) or use "
+                "rnd='fit'"
+            )
+
+        def score(obs: np.ndarray) -> np.ndarray:
+            x = _obs2d(obs, self.obs_dim)
+            bad = ~np.isfinite(x).all(axis=1)
+            s = np.sqrt(np.maximum(module.compute(selector(np.nan_to_num(x))), 0.0))
+            s = s.astype(np.float64)
+            s[bad] = np.inf
+            return s
+
+        return score
+
+
+def as_monitorable(policy: Any) -> Any:
+    """Wrap ``policy`` in its adapter; an object that already has ``embed`` and
+    ``sample_chunks`` (an adapter, a user's policy) is returned as it is.
+
+    :raises TypeError: for anything else, naming what is supported."""
+    from rndx.agents.chunk_flow import ChunkFlowPolicy
+
+    if isinstance(policy, ChunkFlowPolicy):
+        return ChunkPolicyAdapter(policy)
+    try:
+        from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+
+        if isinstance(policy, OnPolicyAlgorithm):
+            return SB3PolicyAdapter(policy)
+    except ImportError:  # pragma: no cover - SB3 is a core dependency
+        pass
+    if callable(getattr(policy, "embed", None)) and callable(
+        getattr(policy, "sample_chunks", None)
+    ):
+        return policy
+    raise TypeError(
+        f"cannot monitor a {type(policy).__name__}: pass a ChunkFlowPolicy, a "
+        "Stable-Baselines3 on-policy agent, or an object with embed(obs) and "
+        "sample_chunks(obs, B)"
+    )

@@ -1,0 +1,97 @@
+"""Batched rollouts of a policy on an rndx AGV env, under a named shift, kept whole.
+
+The monitor only watches, it never changes what the policy does, so a rollout can be run
+first and scored afterwards (in large batches) with exactly the result an online monitor
+gives step by step. Each rollout keeps the observations the policy acted on and the env's own
+outcome: success, or failure (collision or time-out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+
+@dataclass
+class Rollout:
+    """One episode: ``obs`` (T, obs_dim) the observations acted on; ``success`` the env's
+    ``is_success`` at the end (False on collision or time-out)."""
+
+    obs: np.ndarray
+    success: bool
+    collision: bool
+
+    @property
+    def length(self) -> int:
+        return len(self.obs)
+
+
+def run_rollouts(
+    policy: Any,
+    env_id: str,
+    n_episodes: int,
+    seed: int = 0,
+    max_episode_steps: int | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    shift: str = "nominal",
+    deterministic: bool = False,
+    batch: int = 50,
+) -> list[Rollout]:
+    """Roll out ``n_episodes`` episodes of ``policy`` (SB3's ``predict``; a chunk policy's
+    queue is reset between batches) on ``env_id`` under ``shift``, ``batch`` at a time.
+
+    Episode k uses vehicle seed ``seed + k`` (so two calls with the same arguments see the same
+    start states, and different seeds different ones).
+    """
+    from rndx.envs import AGV_IDS
+    from rndx.envs.agv.core import AGVConfig, AGVCore, validate_actions
+    from rndx.envs.shifts import apply_reset_hook, shifted_kwargs
+
+    if env_id not in AGV_IDS:
+        raise ValueError(f"rollouts run on the rndx AGV ids {sorted(AGV_IDS)}, got {env_id!r}")
+    if n_episodes < 1:
+        raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
+    spec = gym.spec(env_id)
+    steps = int(max_episode_steps or spec.max_episode_steps)
+    kwargs = shifted_kwargs(shift, {**spec.kwargs, **(env_kwargs or {})}, seed)
+    cfg = AGVConfig.from_kwargs(**kwargs)
+    out: list[Rollout] = []
+    for start in range(0, n_episodes, batch):
+        n = min(batch, n_episodes - start)
+        core = AGVCore(n, cfg)
+        core.seed([seed + start + k for k in range(n)])
+        core.reset_envs(np.arange(n))
+        apply_reset_hook(shift, core, np.arange(n), core.rngs)
+        for i in range(n):  # a hook may have moved goals: refresh progress baselines
+            core.prev_dist[i] = np.hypot(*(core.goal[i] - core.pos[i]))
+        if hasattr(policy, "reset"):
+            policy.reset()
+        obs = core.observe()
+        trace = np.zeros((steps, n, obs.shape[1]), dtype=np.float32)
+        active = np.ones(n, dtype=bool)
+        length = np.full(n, steps, dtype=np.int64)
+        success = np.zeros(n, dtype=bool)
+        collision = np.zeros(n, dtype=bool)
+        starts = np.ones(n, dtype=bool)
+        for t in range(steps):
+            trace[t] = obs
+            actions, _ = policy.predict(obs, episode_start=starts, deterministic=deterministic)
+            starts[:] = False
+            a = validate_actions(np.where(active[:, None], actions, 0.0), n)
+            _, ev = core.step(a)
+            done = active & (ev["success"] | ev["collision"])
+            success[done] = ev["success"][done]
+            collision[done] = ev["collision"][done]
+            length[done] = t + 1
+            active &= ~done
+            if not active.any():
+                break
+            obs = core.observe()
+        out += [
+            Rollout(trace[: length[i], i].copy(), bool(success[i]), bool(collision[i]))
+            for i in range(n)
+        ]
+    return out

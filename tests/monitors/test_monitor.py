@@ -1,0 +1,284 @@
+"""The monitored policy, its wrapper, persistence and the policy adapters."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+import rndx
+from rndx.monitors import (
+    Monitor,
+    MonitorConfig,
+    MonitoredPolicy,
+    MonitorWrapper,
+    as_monitorable,
+    calibrate,
+    load_monitor,
+)
+from rndx.monitors.scores import window_sums
+
+CONTRACT_KEYS = {
+    "rnd_oe",
+    "ace",
+    "rnd_oe_threshold",
+    "ace_threshold",
+    "alarm",
+    "alarm_step",
+    "step",
+}
+
+
+class ToyPolicy:
+    """embed = obs; chunk samples spread with |obs[0]| (unsure far from 0)."""
+
+    horizon = 4
+
+    def __init__(self, obs_dim: int = 3, seed: int = 0) -> None:
+        self.obs_dim = obs_dim
+        self.rng = np.random.default_rng(seed)
+        self.observation_space = spaces.Box(-10, 10, (obs_dim,), np.float32)
+        self.action_space = spaces.Box(-1, 1, (2,), np.float32)
+
+    def embed(self, obs):
+        return np.asarray(obs, np.float32).reshape(-1, self.obs_dim)
+
+    def sample_chunks(self, obs, n_samples):
+        x = self.embed(obs)
+        sigma = 0.02 + 0.5 * np.abs(x[:, 0])
+        a = self.rng.normal(0.0, 1.0, (len(x), n_samples, self.horizon, 2))
+        return np.clip(a * sigma[:, None, None, None], -1, 1)
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=False):
+        return np.zeros((len(self.embed(obs)), 2), np.float32), state
+
+    def reset(self, idx=None):
+        pass
+
+
+def _traces(rng, n, scale=0.05, length=30):
+    return [rng.normal(0.0, scale, (length, 3)).astype(np.float32) for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def calibrated():
+    rng = np.random.default_rng(0)
+    policy = ToyPolicy()
+    cfg = MonitorConfig(delta=0.1, window=5, n_samples=32, rnd_epochs=20)
+    return policy, calibrate(policy, _traces(rng, 40), cfg)
+
+
+def test_monitored_predict_gives_the_contract_dict(calibrated):
+    policy, mon = calibrated
+    mp = MonitoredPolicy(policy, mon)
+    rng = np.random.default_rng(1)
+    steps = []
+    for t in range(8):
+        action, step = mp.predict(rng.normal(0, 0.05, 3).astype(np.float32))
+        assert action.shape == (1, 2) or action.shape == (2,)
+        assert set(step) >= CONTRACT_KEYS and step["step"] == t
+        steps.append(step)
+    # windowed scores are the sums of the last w raw scores
+    raw = np.array([s["rnd_oe_raw"] for s in steps])
+    np.testing.assert_allclose([s["rnd_oe"] for s in steps], window_sums(raw, 5))
+    assert all(isinstance(s["alarm"], bool) for s in steps)
+
+
+def test_shifted_input_raises_a_latched_alarm_in_distribution_does_not(calibrated):
+    policy, mon = calibrated
+    mp = MonitoredPolicy(policy, mon)
+    rng = np.random.default_rng(2)
+    for _ in range(10):
+        _, step = mp.predict(rng.normal(0.0, 0.05, 3).astype(np.float32))
+    assert not step["alarm"]
+    for _ in range(5):
+        _, step = mp.predict(rng.normal(2.0, 0.05, 3).astype(np.float32))  # OOD and unsure
+    assert step["alarm"] and 10 <= step["alarm_step"] <= 14
+    first = step["alarm_step"]
+    for _ in range(10):  # back in distribution: the alarm stays latched
+        _, step = mp.predict(rng.normal(0.0, 0.05, 3).astype(np.float32))
+    assert step["alarm"] and step["alarm_step"] == first
+    mp.reset()
+    _, step = mp.predict(np.zeros(3, np.float32))
+    assert step["step"] == 0 and not step["alarm"]
+
+
+def test_nan_or_out_of_range_observation_scores_out_of_distribution(calibrated):
+    policy, mon = calibrated
+    mp = MonitoredPolicy(policy, mon)
+    _, step = mp.predict(np.array([np.nan, 0.0, 0.0], np.float32))
+    assert np.isinf(step["rnd_oe"]) and np.isinf(step["ace"]) and step["alarm"]
+    mp.reset()
+    _, step = mp.predict(np.array([1e6, -1e6, 1e6], np.float32))
+    assert np.isfinite(step["rnd_oe"]) and step["rnd_oe"] > step["rnd_oe_threshold"]
+
+
+def test_batched_predict_and_episode_start(calibrated):
+    policy, mon = calibrated
+    mp = MonitoredPolicy(policy, mon)
+    obs = np.zeros((3, 3), np.float32)
+    for _ in range(3):
+        _, steps = mp.predict(obs)
+    assert [s["step"] for s in steps] == [2, 2, 2]
+    _, steps = mp.predict(obs, episode_start=np.array([False, True, False]))
+    assert [s["step"] for s in steps] == [3, 0, 3]
+
+
+def test_score_every_holds_scores_between_scored_steps(calibrated):
+    policy, mon = calibrated
+    cfg = MonitorConfig(**{**mon.config.__dict__, "score_every": 3})
+    m3 = Monitor(cfg, mon.widths, mon.rnd_threshold, mon.ace_threshold, mon.rnd_oe)
+    mp = MonitoredPolicy(policy, m3)
+    steps = [mp.predict(np.full(3, 0.01 * t, np.float32))[1] for t in range(7)]
+    raws = [s["rnd_oe_raw"] for s in steps]
+    assert raws[0] == raws[1] == raws[2] != raws[3] == raws[4] == raws[5] != raws[6]
+    assert m3.alarm_step(np.array([0.0, 1e9]), np.array([0.0, 1e9])) == 3  # scored step 1
+
+
+def test_save_load_identity(tmp_path, calibrated):
+    policy, mon = calibrated
+    path = mon.save(tmp_path / "monitor.pt")
+    mp = load_monitor(path, policy)
+    back = mp.monitor
+    assert back.config == mon.config
+    np.testing.assert_array_equal(back.widths, mon.widths)
+    np.testing.assert_array_equal(back.rnd_threshold, mon.rnd_threshold)
+    np.testing.assert_array_equal(back.ace_threshold, mon.ace_threshold)
+    emb = np.random.default_rng(3).normal(0, 1, (50, 3))
+    np.testing.assert_array_equal(back.rnd_oe.score(emb), mon.rnd_oe.score(emb))
+    chunks = policy.sample_chunks(np.zeros((4, 3)), 32)
+    np.testing.assert_array_equal(back.ace_scores(chunks), mon.ace_scores(chunks))
+    (tmp_path / "bad.pt").write_bytes(b"not a monitor")
+    with pytest.raises(ValueError, match="corrupt"):
+        Monitor.load(tmp_path / "bad.pt")
+    with pytest.raises(FileNotFoundError):
+        Monitor.load(tmp_path / "missing.pt")
+
+
+def test_top_level_rndx_monitor_calibrates_and_loads(tmp_path, calibrated):
+    policy, mon = calibrated
+    rng = np.random.default_rng(4)
+    mp = rndx.monitor(
+        policy,
+        calibration=_traces(rng, 20),
+        delta=0.2,
+        window=3,
+        rule="or",
+        n_samples=16,
+        rnd_epochs=5,
+    )
+    assert isinstance(mp, MonitoredPolicy)
+    assert (mp.config.delta, mp.config.window, mp.config.rule) == (0.2, 3, "or")
+    mon.save(tmp_path / "m.pt")
+    again = rndx.monitor(policy, calibration=tmp_path / "m.pt")
+    assert again.monitor.config.window == mon.config.window
+
+
+def test_too_few_calibration_rollouts_is_a_clear_error():
+    rng = np.random.default_rng(5)
+    with pytest.raises(ValueError, match="at least 18 are needed"):
+        calibrate(ToyPolicy(), _traces(rng, 10), MonitorConfig(delta=0.1))
+    with pytest.raises(ValueError, match="delta"):
+        MonitorConfig(delta=0.0)
+    with pytest.raises(ValueError, match="rule"):
+        MonitorConfig(rule="maybe")
+
+
+def test_gym_wrapper_puts_the_dict_into_info():
+    from rndx.agents.chunk_flow import ChunkFlowPolicy
+
+    env = gym.make("rndx/AGVWarehouse-v0")
+    policy = ChunkFlowPolicy(
+        env.observation_space,
+        env.action_space,
+        horizon=4,
+        execute=2,
+        embedding_dim=8,
+        encoder_hidden=(16,),
+        velocity_hidden=(16,),
+        flow_steps=2,
+    )
+    rng = np.random.default_rng(6)
+    low, high = env.observation_space.low, env.observation_space.high
+    cal = [rng.uniform(low, high, (15, len(low))).astype(np.float32) for _ in range(20)]
+    mp = rndx.monitor(policy, calibration=cal, delta=0.2, window=4, n_samples=8, rnd_epochs=2)
+    wrapped = MonitorWrapper(env, mp)
+    obs, info = wrapped.reset(seed=0)
+    assert set(info["monitor"]) >= CONTRACT_KEYS and info["monitor"]["step"] == 0
+    for t in range(1, 4):
+        action, _ = policy.predict(obs)
+        obs, _, term, trunc, info = wrapped.step(action)
+        assert info["monitor"]["step"] == t
+        if term or trunc:
+            break
+    env.close()
+
+
+def test_adapters():
+    from stable_baselines3 import PPO
+
+    from rndx.agents.chunk_flow import ChunkFlowPolicy
+    from rndx.envs import make_sb3_vec_env
+
+    venv = make_sb3_vec_env("rndx/AGVWarehouse-v0", 2, 0)
+    model = PPO("MlpPolicy", venv, n_steps=8, batch_size=16, policy_kwargs={"net_arch": [32]})
+    ad = as_monitorable(model)
+    obs = venv.reset()
+    assert ad.embed(obs).shape == (2, 32)
+    chunks = ad.sample_chunks(obs, 16)
+    assert chunks.shape == (2, 16, 1, 2) and np.all(np.abs(chunks) <= 1.0)
+    assert chunks[:, :, 0].std() > 0  # stochastic policy: B different actions
+    chunk_policy = ChunkFlowPolicy(
+        venv.observation_space,
+        venv.action_space,
+        horizon=4,
+        execute=2,
+        embedding_dim=8,
+        encoder_hidden=(16,),
+        velocity_hidden=(16,),
+        flow_steps=2,
+    )
+    cad = as_monitorable(chunk_policy)
+    assert cad.embed(obs[0]).shape == (1, 8)
+    assert cad.sample_chunks(obs, 5).shape == (2, 5, 4, 2)
+    assert as_monitorable(ToyPolicy()).__class__ is ToyPolicy  # a user's policy as it is
+    with pytest.raises(TypeError, match="embed"):
+        as_monitorable(object())
+    with pytest.raises(ValueError, match="IntrinsicPPO"):
+        ad.intrinsic_score_fn()
+    venv.close()
+
+
+def test_reuse_the_exploration_rnd_of_an_intrinsic_agent(tmp_path):
+    from rndx.agents.intrinsic_ppo import IntrinsicPPO
+    from rndx.envs import make_sb3_vec_env
+
+    venv = make_sb3_vec_env("rndx/AGVWarehouse-v0", 2, 0)
+    model = IntrinsicPPO(
+        "MlpPolicy",
+        venv,
+        intrinsic_input="obs",
+        n_steps=8,
+        batch_size=16,
+        policy_kwargs={"net_arch": [16]},
+        intrinsic_kwargs={"hidden": 16, "output_dim": 8},
+    )
+    rng = np.random.default_rng(7)
+    low, high = venv.observation_space.low, venv.observation_space.high
+    cal = [rng.uniform(low, high, (12, len(low))).astype(np.float32) for _ in range(20)]
+    model.intrinsic.update_input_stats(np.concatenate(cal))
+    mp = rndx.monitor(model, calibration=cal, delta=0.2, window=2, rnd="reuse", n_samples=8)
+    assert mp.monitor.rnd_oe is None  # no new RND pair: the agent's own one scores
+    obs = cal[0][:3]
+    expected = np.sqrt(model.intrinsic.compute(obs))
+    np.testing.assert_allclose(mp.monitor.rnd_scores(None, obs), expected, rtol=1e-6)
+    path = mp.save(tmp_path / "monitor.pt")
+    again = load_monitor(path, model)
+    np.testing.assert_allclose(again.monitor.rnd_scores(None, obs), expected, rtol=1e-6)
+    _, steps = again.predict(obs)
+    assert len(steps) == 3 and steps[0]["rnd_oe"] == pytest.approx(expected[0])
+    pose_model = IntrinsicPPO("MlpPolicy", venv, intrinsic_input="pose", n_steps=8, batch_size=16)
+    with pytest.raises(ValueError, match="pose"):
+        rndx.monitor(pose_model, calibration=cal, delta=0.2, rnd="reuse", n_samples=8)
+    venv.close()
