@@ -176,6 +176,7 @@ def record_run(
     every: int = 1,
     scale: float = 1.0,
     strip_height: int = 96,
+    shift: str | None = None,
 ) -> list[dict[str, Any]]:
     """Record ``episodes`` videos of the run's model; return one summary dict per video.
 
@@ -183,6 +184,8 @@ def record_run(
     :param out_dir: None: ``videos/<run dir name>``.
     :param every: keep every ``every``-th frame (smaller files; the strip still sees all steps).
     :param scale: resize factor of the frames (0.5 halves width and height).
+    :param shift: a named distribution shift of :mod:`rndx.envs.shifts` to record under
+        (AGV envs), e.g. ``actuator_loss``; None: the run's own env.
     :raises FileNotFoundError: if the run dir, its config or its model is missing.
     :raises ValueError: on a bad argument or an env that cannot render ``rgb_array``.
     """
@@ -208,7 +211,14 @@ def record_run(
     env_id = str(cfg.env.id)
     kwargs = to_dict(cfg.env.get("kwargs")) or {}
     max_steps = cfg.env.get("max_episode_steps")
-    env = gym.make(env_id, render_mode="rgb_array", max_episode_steps=max_steps, **kwargs)
+    if shift is None:
+        env = gym.make(env_id, render_mode="rgb_array", max_episode_steps=max_steps, **kwargs)
+    else:
+        from rndx.envs.shifts import make_shifted_env
+
+        env = make_shifted_env(
+            env_id, shift, seed, render_mode="rgb_array", max_episode_steps=max_steps, **kwargs
+        )
     if "rgb_array" not in env.metadata.get("render_modes", []):
         env.close()
         raise NotRenderable(f"env {env_id!r} cannot render rgb_array frames; nothing to record")
@@ -274,10 +284,11 @@ _CLI_KEYS = {
     "fps": float,
     "every": int,
     "scale": float,
+    "shift": str,
 }
 _USAGE = (
     "usage: python -m rndx.record run=<dir> [episodes=N] [seed=S] [format=mp4|gif] "
-    "[out=<dir>] [deterministic=true|false] [fps=F] [every=K] [scale=X]"
+    "[out=<dir>] [deterministic=true|false] [fps=F] [every=K] [scale=X] [shift=<name>]"
 )
 
 

@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 
 from rndx.paths import config_dir
 from rndx.record import main as record_main
-from rndx.record import record_run
+from rndx.record import parse_cli, record_run
 from rndx.report import main as report_main
 from rndx.report import read_scalars, write_report
 from rndx.train import train
@@ -214,3 +214,12 @@ def test_monitor_record_accepts_the_contract_shapes() -> None:
         monitor_record({"rnd_oe": 1.0})
     with pytest.raises(ValueError, match="NoneType"):
         monitor_record(None)
+
+
+def test_record_under_a_named_shift_and_unknown_shift(runs: list[Path], tmp_path: Path) -> None:
+    """shift=<name> records under rndx.envs.shifts; an unknown name lists the known ones."""
+    v = record_run(runs[0], episodes=1, seed=5, out_dir=tmp_path, shift="actuator_loss")
+    assert Path(v[0]["path"]).exists() and v[0]["length"] >= 1
+    with pytest.raises(ValueError, match="unknown shift 'icy'.*actuator_loss"):
+        record_run(runs[0], episodes=1, seed=5, out_dir=tmp_path, shift="icy")
+    assert parse_cli(["run=r", "shift=crowd"])["shift"] == "crowd"

@@ -411,7 +411,7 @@ def monitor(
     calibration: Sequence[np.ndarray] | str | Path | Monitor,
     delta: float = 0.1,
     window: int = 10,
-    rule: str = "and",
+    rule: str | None = None,
     **options: Any,
 ) -> MonitoredPolicy:
     """Monitor ``policy`` (chunk policy, SB3 agent, or anything with ``embed`` and
@@ -419,15 +419,18 @@ def monitor(
 
     :param calibration: observation traces (T_i, obs_dim) of successful rollouts to calibrate
         on; or a saved monitor file (then ``delta``/``window``/``options`` come from the file,
-        ``rule`` may be changed); or a calibrated :class:`Monitor`.
+        and ``rule`` too unless given); or a calibrated :class:`Monitor`.
+    :param rule: ``and`` (FIPER, the default for a new calibration), ``or``, ``rnd_oe`` or
+        ``ace``; None keeps a saved monitor's rule.
     :param options: further :class:`MonitorConfig` fields (threshold, n_samples, ...).
     """
     if isinstance(calibration, str | Path):
         calibration = Monitor.load(calibration)
     if isinstance(calibration, Monitor):
-        calibration.config.rule = check_rule(rule)
+        if rule is not None:
+            calibration.config.rule = check_rule(rule)
         return MonitoredPolicy(policy, calibration)
-    cfg = MonitorConfig(delta=delta, window=window, rule=rule, **options)
+    cfg = MonitorConfig(delta=delta, window=window, rule=rule or "and", **options)
     return MonitoredPolicy(policy, calibrate(policy, calibration, cfg))
 
 

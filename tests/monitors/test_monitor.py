@@ -173,6 +173,10 @@ def test_top_level_rndx_monitor_calibrates_and_loads(tmp_path, calibrated):
     mon.save(tmp_path / "m.pt")
     again = rndx.monitor(policy, calibration=tmp_path / "m.pt")
     assert again.monitor.config.window == mon.config.window
+    # a saved monitor keeps its own rule unless one is asked for
+    mp.monitor.save(tmp_path / "or.pt")
+    assert rndx.monitor(policy, calibration=tmp_path / "or.pt").config.rule == "or"
+    assert rndx.monitor(policy, calibration=tmp_path / "or.pt", rule="and").config.rule == "and"
 
 
 def test_too_few_calibration_rollouts_is_a_clear_error():
