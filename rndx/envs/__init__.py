@@ -18,7 +18,18 @@ AGV_IDS = {
 }
 
 
+# Robot tasks with contact physics: id -> (entry point, max_episode_steps). The engine is
+# imported when an env is built, with a DependencyNotInstalled error if it is missing.
+ROBOT_IDS = {
+    "rndx/BulletAGVWarehouse-v0": ("rndx.envs.bullet.agv:BulletAGVWarehouseEnv", 500),
+    "rndx/MujocoPush-v0": ("rndx.envs.mujoco.push:MujocoPushEnv", 200),
+}
+
+
 def register_envs() -> None:
+    for env_id, (entry_point, steps) in ROBOT_IDS.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=entry_point, max_episode_steps=steps)
     for env_id, (kwargs, steps) in AGV_IDS.items():
         if env_id in gym.registry:
             continue
