@@ -368,7 +368,9 @@ class AGVCore:
             self.cfg.lidar_range,
         )
 
-    def observe(self, idx: np.ndarray | None = None, ranges: np.ndarray | None = None) -> np.ndarray:
+    def observe(
+        self, idx: np.ndarray | None = None, ranges: np.ndarray | None = None
+    ) -> np.ndarray:
         """Observation (n, obs_dim) float32: lidar / range, goal distance / diagonal, goal
         bearing (cos, sin) in the vehicle frame, v / v_max, w / w_max [, carrying flag].
 

@@ -10,6 +10,7 @@ agent or config moves between the two envs unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Any
@@ -135,7 +136,9 @@ class BulletAGVWarehouseEnv(gym.Env):
         vis = c.createVisualShape(p.GEOM_BOX, halfExtents=half, rgbaColor=FLOOR_RGBA)
         self.floor = c.createMultiBody(0, col, vis, [w / 2, h / 2, -0.05])
         self.static = [
-            self._box(*b, SHELF_HEIGHT if shelf else WALL_HEIGHT, SHELF_RGBA if shelf else WALL_RGBA)
+            self._box(
+                *b, SHELF_HEIGHT if shelf else WALL_HEIGHT, SHELF_RGBA if shelf else WALL_RGBA
+            )
             for b, shelf in zip(world.boxes[:-1], world.is_shelf[:-1])
         ]
         self.obstacles = []
@@ -143,7 +146,9 @@ class BulletAGVWarehouseEnv(gym.Env):
             r = float(core.obs_radius[j])
             rgba = AGV_RGBA if j < core.cfg.n_agvs else PEDESTRIAN_RGBA
             col = c.createCollisionShape(p.GEOM_CYLINDER, radius=r, height=OBSTACLE_HEIGHT)
-            vis = c.createVisualShape(p.GEOM_CYLINDER, radius=r, length=OBSTACLE_HEIGHT, rgbaColor=rgba)
+            vis = c.createVisualShape(
+                p.GEOM_CYLINDER, radius=r, length=OBSTACLE_HEIGHT, rgbaColor=rgba
+            )
             self.obstacles.append(c.createMultiBody(0, col, vis, [-5.0 - 2 * j, -5.0, 0.85]))
         gvis = c.createVisualShape(
             p.GEOM_CYLINDER, radius=self.config.goal_radius, length=0.01, rgbaColor=GOAL_RGBA
@@ -152,7 +157,9 @@ class BulletAGVWarehouseEnv(gym.Env):
         self.robot = c.loadURDF(str(URDF), [1.0, 1.0, 0.002], globalScaling=self.scale)
         # PyBullet's base position is the centre of mass (0.15 m up), not the URDF link origin
         self._com_z = c.getBasePositionAndOrientation(self.robot)[0][2]
-        joints = {c.getJointInfo(self.robot, i)[1].decode(): i for i in range(c.getNumJoints(self.robot))}
+        joints = {
+            c.getJointInfo(self.robot, i)[1].decode(): i for i in range(c.getNumJoints(self.robot))
+        }
         self.wheels = [joints["left_wheel_joint"], joints["right_wheel_joint"]]
         for j in self.wheels:
             c.changeDynamics(self.robot, j, lateralFriction=1.0)
@@ -185,8 +192,11 @@ class BulletAGVWarehouseEnv(gym.Env):
     def step(self, action):
         a = validate_actions(action, 1)[0]
         core, cfg, c = self.core, self.config, self.client
-        target = np.clip(a * np.array([cfg.v_max, cfg.w_max]) * cfg.actuator_gain,
-                         [-cfg.v_max, -cfg.w_max], [cfg.v_max, cfg.w_max])
+        target = np.clip(
+            a * np.array([cfg.v_max, cfg.w_max]) * cfg.actuator_gain,
+            [-cfg.v_max, -cfg.w_max],
+            [cfg.v_max, cfg.w_max],
+        )
         step_max = np.array([cfg.a_max, cfg.alpha_max]) * cfg.dt
         self._cmd += np.clip(target - self._cmd, -step_max, step_max)
         v, w = self._cmd
@@ -205,7 +215,9 @@ class BulletAGVWarehouseEnv(gym.Env):
         for _ in range(self.substeps):
             c.stepSimulation()
             if not collision:
-                collision = any(cp[2] in self._others for cp in c.getContactPoints(bodyA=self.robot))
+                collision = any(
+                    cp[2] in self._others for cp in c.getContactPoints(bodyA=self.robot)
+                )
         core.steps += 1
         self._read_pose()
         wdt, hgt = core.world.size
@@ -288,8 +300,6 @@ class BulletAGVWarehouseEnv(gym.Env):
 
     def close(self) -> None:
         if getattr(self, "client", None) is not None:
-            try:
+            with contextlib.suppress(Exception):  # already disconnected (interpreter shutdown)
                 self.client.disconnect()
-            except Exception:  # already disconnected (e.g. interpreter shutdown)
-                pass
             self.client = None

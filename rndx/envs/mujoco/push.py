@@ -93,7 +93,9 @@ def check_shifts(shifts: dict[str, Any]) -> dict[str, Any]:
     if "goal_offset" in out:
         off = np.asarray(out["goal_offset"], dtype=np.float64)
         if off.shape != (2,) or not np.isfinite(off).all():
-            raise ValueError(f"goal_offset={out['goal_offset']!r} must be two finite numbers (dx, dy)")
+            raise ValueError(
+                f"goal_offset={out['goal_offset']!r} must be two finite numbers (dx, dy)"
+            )
         out["goal_offset"] = (float(off[0]), float(off[1]))
     if "obstacle" in out:
         ob = out["obstacle"]
