@@ -122,11 +122,8 @@ class BulletAGVWarehouseEnv(gym.Env):
         return c.createMultiBody(0, col, vis, [(x0 + x1) / 2, (y0 + y1) / 2, h / 2])
 
     def _build(self) -> None:
-        """A fresh simulation of the warehouse. Every reset rebuilds it (a few ms): restoring a
-        saved state leaves solver caches behind, and same seed + same actions must give the
-        same episode."""
+        """The static warehouse, the obstacle bodies and the goal marker (once per env)."""
         c, p, core = self.client, self.p, self.core
-        c.resetSimulation()
         c.setGravity(0, 0, -9.81)
         c.setTimeStep(self.config.dt / self.substeps)
         world = core.world
@@ -154,9 +151,22 @@ class BulletAGVWarehouseEnv(gym.Env):
             p.GEOM_CYLINDER, radius=self.config.goal_radius, length=0.01, rgbaColor=GOAL_RGBA
         )
         self.goal_marker = c.createMultiBody(0, -1, gvis, [0, 0, 0.005])
-        self.robot = c.loadURDF(str(URDF), [1.0, 1.0, 0.002], globalScaling=self.scale)
-        # PyBullet's base position is the centre of mass (0.15 m up), not the URDF link origin
-        self._com_z = c.getBasePositionAndOrientation(self.robot)[0][2]
+        self._others = set(self.static) | set(self.obstacles)
+        self.robot = -1
+
+    def _spawn_robot(self, x: float, y: float, yaw: float) -> None:
+        """A fresh robot at (x, y, yaw), standing still. Every reset loads it anew: teleporting
+        the old one keeps its solver state (contact caches, motor targets), and same seed +
+        same actions must give the same episode. The static world has no such state."""
+        c = self.client
+        if self.robot >= 0:
+            c.removeBody(self.robot)
+        self.robot = c.loadURDF(
+            str(URDF),
+            [x, y, 0.002],
+            c.getQuaternionFromEuler([0, 0, yaw]),
+            globalScaling=self.scale,
+        )
         joints = {
             c.getJointInfo(self.robot, i)[1].decode(): i for i in range(c.getNumJoints(self.robot))
         }
@@ -165,24 +175,16 @@ class BulletAGVWarehouseEnv(gym.Env):
             c.changeDynamics(self.robot, j, lateralFriction=1.0)
         for name in ("front_caster_joint", "rear_caster_joint"):
             c.changeDynamics(self.robot, joints[name], lateralFriction=0.0, rollingFriction=0.0)
-        self._others = set(self.static) | set(self.obstacles)
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        core, c = self.core, self.client
+        core = self.core
         core.rngs = [self.np_random]  # all randomness from the env's own generator
         core.reset_envs(np.array([0]))
         if options:
             core.place(0, options)
-        self._build()
-        x, y = core.pos[0]
-        c.resetBasePositionAndOrientation(
-            self.robot, [x, y, self._com_z], c.getQuaternionFromEuler([0, 0, core.theta[0]])
-        )
-        c.resetBaseVelocity(self.robot, [0, 0, 0], [0, 0, 0])
-        for j in self.wheels:
-            c.resetJointState(self.robot, j, 0.0, 0.0)
+        self._spawn_robot(*core.pos[0], core.theta[0])
         self._cmd[:] = 0.0
         self._move_obstacles()
         self._move_goal()
