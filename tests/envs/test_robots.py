@@ -15,7 +15,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import rndx  # noqa: F401  (registers the ids)
 from rndx.envs import ROBOT_IDS, make_sb3_vec_env
-from rndx.envs.mujoco import push_expert
+from rndx.envs.mujoco import SHIFTS, push_expert
 
 BULLET, PUSH = "rndx/BulletAGVWarehouse-v0", "rndx/MujocoPush-v0"
 ENGINES = {BULLET: "pybullet", PUSH: "mujoco"}
@@ -275,6 +275,16 @@ def test_push_goal_offset_and_obstacle_shifts() -> None:
     assert a.obstacle_xy is None
     rate, _ = _expert_episodes(10, seed=60, obstacle="path")
     assert rate <= 0.3  # the obstacle sits on the straight push: the expert gets stuck
+
+
+@pytest.mark.parametrize("name", sorted(SHIFTS))
+def test_named_push_shifts_are_valid_kwargs_and_options(name: str) -> None:
+    made = gym.make(PUSH, **SHIFTS[name]).unwrapped
+    opts = gym.make(PUSH).unwrapped
+    a, _ = made.reset(seed=5)
+    b, _ = opts.reset(seed=5, options=SHIFTS[name])
+    np.testing.assert_array_equal(a, b)
+    assert made.shifts == opts.shifts
 
 
 def test_push_shift_in_reset_options_lasts_one_episode() -> None:

@@ -5,6 +5,6 @@ Importing this package does not import MuJoCo; the env does on construction, wit
 """
 
 from rndx.envs.mujoco.expert import push_expert
-from rndx.envs.mujoco.push import MujocoPushEnv, PushConfig
+from rndx.envs.mujoco.push import SHIFTS, MujocoPushEnv, PushConfig
 
-__all__ = ["MujocoPushEnv", "PushConfig", "push_expert"]
+__all__ = ["SHIFTS", "MujocoPushEnv", "PushConfig", "push_expert"]

@@ -25,6 +25,15 @@ REWARDS = ("sparse", "dense")
 OBS_DIM = 16
 # Everything reset(options=...) accepts: placements for one episode, and the shifts.
 SHIFT_KEYS = ("block_mass", "block_friction", "goal_offset", "obstacle")
+# Named distribution shifts for the runtime monitor: keywords for gym.make(ENV_ID, **shift) or
+# reset options. Nominal: block_mass 0.1 kg, block_friction 0.5, no goal offset, no obstacle.
+SHIFTS: dict[str, dict[str, Any]] = {
+    "nominal": {},
+    "heavy_block": {"block_mass": 1.0},
+    "high_friction": {"block_friction": 1.5},
+    "goal_offset": {"goal_offset": (0.1, 0.1)},
+    "obstacle": {"obstacle": "path"},
+}
 PLACE_KEYS = ("pusher", "block", "goal")
 
 
