@@ -55,7 +55,9 @@ def make_sb3_vec_env(
     """A Stable-Baselines3 VecEnv (with VecMonitor episode statistics) for ``env_id``.
 
     rndx's AGV ids get the batched core directly (one numpy step for all ``n_envs``); any
-    other Gymnasium id is built with SB3's ``make_vec_env``. Env i is seeded with seed + i.
+    other Gymnasium id (the robot tasks, or a user's: ``"package:Id"`` imports ``package``
+    first, see :func:`resolve_env_id`) is built with SB3's ``make_vec_env``, Dict
+    observations flattened. Env i is seeded with seed + i.
     """
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecMonitor
