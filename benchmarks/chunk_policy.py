@@ -9,6 +9,11 @@ evaluation episodes (seeds differ from the demos'). Sampling latency: one call o
 median over ``--calls`` calls after a warm-up.
 
     python benchmarks/chunk_policy.py [--demos 200] [--noise 0.3] [--steps N] [--episodes 100]
+    python benchmarks/chunk_policy.py --env mujoco_push   # the MuJoCo push task, plus its shifts
+
+With ``--env mujoco_push`` the policy is also evaluated under each named shift of
+``rndx.envs.mujoco.SHIFTS`` (heavy block, high friction, goal offset, obstacle), next to the
+expert under the same shift: the conditions the runtime monitor is tested on.
 
 Bars (issue 4): success rate >= 0.8 x the expert's; sampling B=64, H=16 <= 5 ms per call.
 Writes ``benchmarks/results/chunk_policy.json``.
@@ -26,7 +31,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ENV_ID = "rndx/AGVWarehouse-v0"
+TITLES = {"agv_warehouse": "agv_warehouse, small layout", "mujoco_push": "mujoco_push"}
 
 
 def main() -> None:
@@ -55,11 +60,13 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--calls", type=int, default=200, help="timed sample_chunks calls")
     p.add_argument("--overrides", nargs="*", default=[], help="extra Hydra overrides")
+    p.add_argument("--env", choices=sorted(TITLES), default="agv_warehouse")
     args = p.parse_args()
     torch.set_num_threads(1)
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=["agent=chunk_flow", "env=agv_warehouse", *args.overrides])
+        cfg = compose("train", overrides=["agent=chunk_flow", f"env={args.env}", *args.overrides])
+    env_id = str(cfg.env.id)
     kwargs = to_dict(cfg.env.kwargs)
     max_steps = int(cfg.env.max_episode_steps)
     bc = to_dict(cfg.agent.bc)
@@ -68,10 +75,10 @@ def main() -> None:
         bc["steps"] = args.steps
 
     t0 = time.perf_counter()
-    demos = record(ENV_ID, args.demos, args.seed, max_steps, kwargs, noise=args.noise)
+    demos = record(env_id, args.demos, args.seed, max_steps, kwargs, noise=args.noise)
     t_record = time.perf_counter() - t0
     train_demos = demos.successful()
-    env = make_sb3_vec_env(ENV_ID, 1, 0, max_steps, kwargs)
+    env = make_sb3_vec_env(env_id, 1, 0, max_steps, kwargs)
     policy = from_demos(
         train_demos, env.observation_space, env.action_space, args.seed, **to_dict(cfg.agent.policy)
     )
@@ -80,15 +87,34 @@ def main() -> None:
     losses = behaviour_clone(policy, train_demos, seed=args.seed, **bc)
     t_train = time.perf_counter() - t0
 
-    expert = record(ENV_ID, args.episodes, args.eval_seed, max_steps, kwargs)
+    expert = record(env_id, args.episodes, args.eval_seed, max_steps, kwargs)
     rows = {
         "expert": {"success_rate": expert.success_rate, "mean_length": float(expert.lengths.mean())}
     }
     for name, det in (("chunk_flow (zero noise)", True), ("chunk_flow (sampled)", False)):
         r = evaluate_policy_episodes(
-            policy, ENV_ID, args.episodes, args.eval_seed, max_steps, kwargs, deterministic=det
+            policy, env_id, args.episodes, args.eval_seed, max_steps, kwargs, deterministic=det
         )
         rows[name] = {"success_rate": r["success_rate"], "mean_length": r["mean_length"]}
+    if args.env == "mujoco_push":
+        from rndx.envs.mujoco import SHIFTS
+
+        for shift, kw in SHIFTS.items():
+            if not kw:
+                continue
+            skw = {**kwargs, **kw}
+            e = record(env_id, args.episodes, args.eval_seed, max_steps, skw)
+            rows[f"expert, shift {shift}"] = {
+                "success_rate": e.success_rate,
+                "mean_length": float(e.lengths.mean()),
+            }
+            r = evaluate_policy_episodes(
+                policy, env_id, args.episodes, args.eval_seed, max_steps, skw, deterministic=True
+            )
+            rows[f"chunk_flow (zero noise), shift {shift}"] = {
+                "success_rate": r["success_rate"],
+                "mean_length": r["mean_length"],
+            }
 
     obs = train_demos.obs[0]
     for _ in range(20):
@@ -102,7 +128,7 @@ def main() -> None:
     latency_ms = 1e3 * float(np.median(times))
 
     pc = cfg.agent.policy
-    print("## Chunk policy vs the scripted expert (agv_warehouse, small layout)\n")
+    print(f"## Chunk policy vs the scripted expert ({TITLES[args.env]})\n")
     print(
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         "1 torch thread"
@@ -128,7 +154,8 @@ def main() -> None:
         "for every row"
     )
     print(
-        f"- command: `python benchmarks/chunk_policy.py --demos {args.demos} --steps "
+        f"- command: `python benchmarks/chunk_policy.py --env {args.env} --demos {args.demos} "
+        f"--steps "
         f"{bc['steps']} --episodes {args.episodes} --noise {args.noise}"
         + (f" --overrides {' '.join(args.overrides)}" if args.overrides else "")
         + "`\n"
@@ -156,7 +183,8 @@ def main() -> None:
         f"({latency_ms:.2f} ms)"
     )
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "chunk_policy.json").write_text(
+    name = "chunk_policy" if args.env == "agv_warehouse" else f"chunk_policy_{args.env}"
+    (RESULTS / f"{name}.json").write_text(
         json.dumps(
             {
                 "rows": rows,

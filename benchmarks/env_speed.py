@@ -65,6 +65,8 @@ except ImportError as exc:
 POINTMAZE = "PointMaze_UMaze-v3"
 STATIC = "rndx/AGVWarehouse-v0"
 DYNAMIC = "rndx/AGVWarehouseDynamic-v0"
+BULLET = "rndx/BulletAGVWarehouse-v0"
+PUSH = "rndx/MujocoPush-v0"
 BAR_SINGLE = 1.5  # single static env, x PointMaze
 BAR_BATCHED = 15.0  # batched static env at N=64, x PointMaze (per vehicle)
 
@@ -158,6 +160,9 @@ def build_rows() -> list[Row]:
     if ROBOTICS_ERROR is None:
         rows.append(Row(POINTMAZE, "single", 1, lambda: gym.make(POINTMAZE)))
     rows.append(Row("Reacher-v5", "single", 1, lambda: gym.make("Reacher-v5")))
+    # robot tasks with contact physics (issue 6)
+    rows.append(Row(BULLET, "single", 1, lambda: gym.make(BULLET)))
+    rows.append(Row(PUSH, "single", 1, lambda: gym.make(PUSH)))
     return rows
 
 

@@ -1,4 +1,4 @@
-"""Success rate against environment steps: ppo vs ppo_rnd vs ppo_rdd on the hard sparse layout.
+"""Success rate against environment steps: ppo vs ppo_rnd vs ppo_rdd on a sparse-reward task.
 
 Every run uses the same Hydra config (``env=agv_warehouse env.kwargs.layout=hard``, sparse
 reward, 2000-step episodes as in the RND-AGV paper's simple scenes) and differs only in
@@ -8,6 +8,11 @@ ended in the last window of steps (50k by default), the usual learning-curve mea
 
     python benchmarks/exploration.py                       # 3 agents x 3 seeds x 1M steps
     python benchmarks/exploration.py --steps 300000 --seeds 0 --agents ppo ppo_rnd
+    python benchmarks/exploration.py --task push --steps 150000 --window 20000   # MuJoCo push
+
+``--task push`` runs the same agents on ``env=mujoco_push`` (sparse: +1 when the block
+reaches the goal, 200-step episodes); "floor explored" is then the share of 2 cm cells of the
+block's reachable square that the block visited (``info["pose"]`` is the block's pose).
 
 Writes ``benchmarks/results/exploration.json`` (every curve), ``exploration.png`` (mean
 and min-max spread over seeds) and prints a markdown table at 250k / 500k / 1M steps.
@@ -25,10 +30,39 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+from rndx.utils.io import atomic_write_json  # noqa: E402  (after the thread limit above)
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
+# task -> Hydra overrides, coverage cell size (m) of info["pose"], title of the table and plot
+TASKS = {
+    "agv_hard": (
+        ["env.kwargs.layout=hard", "env.max_episode_steps=2000"],
+        1.0,
+        "AGV warehouse, hard layout, sparse reward",
+    ),
+    "push": (["env=mujoco_push"], 0.02, "MuJoCo push, sparse reward"),
+}
 
-def run_one(agent: str, seed: int, steps: int, window: int, overrides: list[str]) -> dict:
+COVERAGE_LABEL = {
+    "agv_hard": "fraction of the floor's 1 m cells visited",
+    "push": "fraction of the block's 2 cm cells visited",
+}
+
+
+def free_cells(task: str, env) -> int:
+    """Cells the tracked pose can visit: floor cells of the layout, or for push the 2 cm cells
+    of the square the block's centre can reach."""
+    if task == "push":
+        from rndx.envs.mujoco.push import REACH
+
+        return int(round(2 * REACH / TASKS["push"][1])) ** 2
+    return int((~env.unwrapped.core.world.layout.solid).sum())
+
+
+def run_one(
+    agent: str, seed: int, steps: int, window: int, overrides: list[str], task: str = "agv_hard"
+) -> dict:
     """Train one agent; return [(env steps, success rate in the last window)]."""
     import numpy as np
     import torch
@@ -46,8 +80,7 @@ def run_one(agent: str, seed: int, steps: int, window: int, overrides: list[str]
             overrides=[
                 f"agent={agent}",
                 f"seed={seed}",
-                "env.kwargs.layout=hard",
-                "env.max_episode_steps=2000",
+                *TASKS[task][0],
                 *overrides,
             ],
         )
@@ -69,12 +102,13 @@ def run_one(agent: str, seed: int, steps: int, window: int, overrides: list[str]
                     self.ends.append((self.num_timesteps, bool(info.get("is_success", False))))
                 pose = info.get("pose")
                 if pose is not None:
-                    self.cells.add((int(pose[0]), int(pose[1])))
+                    self.cells.add((int(pose[0] // cell), int(pose[1] // cell)))
             return True
 
         def _on_rollout_end(self) -> None:
             self.coverage.append((self.num_timesteps, len(self.cells)))
 
+    cell = TASKS[task][1]
     curve = Curve()
     start = time.perf_counter()
     model.learn(steps, callback=curve)
@@ -84,14 +118,14 @@ def run_one(agent: str, seed: int, steps: int, window: int, overrides: list[str]
     for t in range(window, steps + 1, window // 2):
         sel = (ends[:, 0] > t - window) & (ends[:, 0] <= t)
         points.append((t, float(ends[sel, 1].mean()) if sel.any() else 0.0))
-    free_cells = int((~env.unwrapped.core.world.layout.solid).sum())
     return {
+        "task": task,
         "agent": agent,
         "seed": seed,
         "curve": points,
         "seconds": seconds,
         "coverage": curve.coverage,
-        "free_cells": free_cells,
+        "free_cells": free_cells(task, env),
         "episodes": int(len(ends)),
         "successes": int(ends[:, 1].sum()),
     }
@@ -132,7 +166,7 @@ def table(results: list[dict], marks: list[int]) -> str:
     return "\n".join(lines)
 
 
-def plot(results: list[dict], path: Path) -> None:
+def plot(results: list[dict], path: Path, task: str = "agv_hard") -> None:
     """Success rate and floor coverage against steps, mean and min-max over seeds (rndx.report)."""
     import numpy as np
 
@@ -149,11 +183,11 @@ def plot(results: list[dict], path: Path) -> None:
         coverage.setdefault(r["agent"], []).append((tc, c))
     plot_curves(
         [
-            ("success rate (training episodes, 50k window)", success),
-            ("fraction of the floor's 1 m cells visited", coverage),
+            ("success rate (training episodes, last window)", success),
+            (COVERAGE_LABEL[task], coverage),
         ],
         path,
-        "AGV warehouse, hard layout, sparse reward: mean and min-max over seeds",
+        f"{TASKS[task][2]}: mean and min-max over seeds",
         ylims=[(-0.02, 1.02), (-0.02, 1.02)],
     )
 
@@ -165,34 +199,48 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=1_000_000)
     p.add_argument("--window", type=int, default=50_000)
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--tag", default="exploration")
+    p.add_argument("--tag", default=None, help="results name (default: exploration[_<task>])")
+    p.add_argument("--task", choices=sorted(TASKS), default="agv_hard")
     p.add_argument("--replot", type=Path, help="redraw PNG and table from a saved JSON")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = p.parse_args()
     if args.replot:
         saved = json.loads(args.replot.read_text())
-        plot(saved["results"], args.replot.with_suffix(".png"))
+        plot(
+            saved["results"], args.replot.with_suffix(".png"), saved["args"].get("task", "agv_hard")
+        )
         steps = saved["args"]["steps"]
-        marks = [m for m in (250_000, 500_000, 1_000_000) if m <= steps] or [steps]
+        marks = [m for m in (250_000, 500_000, 1_000_000) if m <= steps] or [steps // 2, steps]
         print(table(saved["results"], marks))
         return
+    if args.tag is None:
+        args.tag = "exploration" if args.task == "agv_hard" else f"exploration_{args.task}"
     window = min(args.window, args.steps)
     jobs = [(a, s) for s in args.seeds for a in args.agents]
+    start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(run_one, a, s, args.steps, window, args.overrides) for a, s in jobs]
+        futures = [
+            pool.submit(run_one, a, s, args.steps, window, args.overrides, args.task)
+            for a, s in jobs
+        ]
         results = [f.result() for f in futures]
+    wall = time.perf_counter() - start
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.tag}.json").write_text(
-        json.dumps({"args": vars(args), "results": results}, indent=1)
-    )
-    plot(results, RESULTS / f"{args.tag}.png")
-    marks = [m for m in (250_000, 500_000, 1_000_000) if m <= args.steps] or [args.steps]
+    atomic_write_json(RESULTS / f"{args.tag}.json", {"args": vars(args), "results": results})
+    plot(results, RESULTS / f"{args.tag}.png", args.task)
+    marks = [m for m in (250_000, 500_000, 1_000_000) if m <= args.steps] or [
+        args.steps // 2,
+        args.steps,
+    ]
     cmd = "python benchmarks/exploration.py " + " ".join(
         f"--{k} {' '.join(map(str, v)) if isinstance(v, list) else v}"
         for k, v in vars(args).items()
         if k != "overrides" and v not in (None, [])
     )
-    print(f"## Exploration on the hard sparse layout\n\ncommand: `{cmd}`\n")
+    print(
+        f"## Exploration: {TASKS[args.task][2]}\n\n"
+        f"command: `{cmd}` ({wall / 60:.1f} min wall, {args.jobs} jobs)\n"
+    )
     print(table(results, marks))
     print(f"\ncurves: {RESULTS / (args.tag + '.png')}")
 

@@ -28,7 +28,10 @@ import numpy as np
 
 from rndx.utils.io import atomic_save
 
-_MAX_ENVS = 8  # as evaluate's _MAX_EVAL_ENVS: same episode split, same start states
+_MAX_ENVS = 8
+PUSH_ID = (
+    "rndx/MujocoPush-v0"  # as evaluate's _MAX_EVAL_ENVS: same episode split, same start states
+)
 
 
 @dataclass
@@ -121,7 +124,8 @@ def record(
         the *recorded* action stays the clean one. The demos then show how to recover from
         small drifts that a cloned policy makes (DART, Laskey et al. 2017).
 
-    :raises ValueError: if ``episodes < 1`` or the expert is asked for a non-AGV env.
+    :raises ValueError: if ``episodes < 1`` or the expert is asked for an env it cannot
+        drive (the AGV envs and rndx/MujocoPush-v0 have scripted experts).
     """
     from rndx.envs import AGV_IDS, make_sb3_vec_env
     from rndx.evaluate import _episode_quotas
@@ -131,9 +135,9 @@ def record(
     if noise < 0:
         raise ValueError(f"noise must be >= 0, got {noise}")
     rng = np.random.default_rng(seed)
-    if model is None and env_id not in AGV_IDS:
+    if model is None and env_id not in AGV_IDS and env_id != PUSH_ID:
         raise ValueError(
-            f"the scripted expert drives the AGV envs only ({sorted(AGV_IDS)}), "
+            f"the scripted experts drive {sorted(AGV_IDS) + [PUSH_ID]} only, "
             f"not {env_id!r}; pass run=<dir> to record a trained agent"
         )
     n_envs = min(episodes, _MAX_ENVS)
@@ -147,7 +151,9 @@ def record(
     try:
         obs = env.reset()
         expert = None
-        if model is None:
+        if model is None and env_id == PUSH_ID:
+            from rndx.envs.mujoco.expert import push_expert  # reads only the observation
+        elif model is None:
             from rndx.envs.experts import AGVExpert
 
             expert = AGVExpert(env.venv.core)  # VecMonitor(AGVSB3VecEnv): the batched core
@@ -155,6 +161,8 @@ def record(
         while (counts < quotas).any():
             if expert is not None:
                 actions = expert.act().astype(np.float32)
+            elif model is None:
+                actions = push_expert(obs)
             else:
                 actions, _ = model.predict(obs, episode_start=starts, deterministic=deterministic)
             for i in range(n_envs):

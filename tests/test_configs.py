@@ -9,6 +9,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 import rndx.config  # noqa: F401  (registers the rndx.first resolver used by hydra.run.dir)
 from rndx.agents import known_algos
@@ -48,6 +49,12 @@ def test_default_composes(hydra_ctx: None) -> None:
     ("group", "option"), [(g, o) for g in GROUPS for o in _options(g)], ids=lambda x: str(x)
 )
 def test_every_option_composes(hydra_ctx: None, group: str, option: str) -> None:
+    if (group, option) == ("env", "gym"):  # any Gymnasium id: the user must name one
+        with pytest.raises(MissingMandatoryValue):
+            _ = _compose(["env=gym"]).env.id
+        cfg = _compose(["env=gym", "env.id=Pendulum-v1"])
+        assert cfg.env.id == "Pendulum-v1" and cfg.env.max_episode_steps is None
+        return
     cfg = _compose([f"{group}={option}"])
     OmegaConf.resolve(cfg)
     if group == "env":

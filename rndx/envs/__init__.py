@@ -18,7 +18,18 @@ AGV_IDS = {
 }
 
 
+# Robot tasks with contact physics: id -> (entry point, max_episode_steps). The engine is
+# imported when an env is built, with a DependencyNotInstalled error if it is missing.
+ROBOT_IDS = {
+    "rndx/BulletAGVWarehouse-v0": ("rndx.envs.bullet.agv:BulletAGVWarehouseEnv", 500),
+    "rndx/MujocoPush-v0": ("rndx.envs.mujoco.push:MujocoPushEnv", 200),
+}
+
+
 def register_envs() -> None:
+    for env_id, (entry_point, steps) in ROBOT_IDS.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=entry_point, max_episode_steps=steps)
     for env_id, (kwargs, steps) in AGV_IDS.items():
         if env_id in gym.registry:
             continue
@@ -44,14 +55,14 @@ def make_sb3_vec_env(
     """A Stable-Baselines3 VecEnv (with VecMonitor episode statistics) for ``env_id``.
 
     rndx's AGV ids get the batched core directly (one numpy step for all ``n_envs``); any
-    other Gymnasium id is built with SB3's ``make_vec_env``. Env i is seeded with seed + i.
+    other Gymnasium id (the robot tasks, or a user's: ``"package:Id"`` imports ``package``
+    first, see :func:`resolve_env_id`) is built with SB3's ``make_vec_env``, Dict
+    observations flattened. Env i is seeded with seed + i.
     """
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecMonitor
 
-    if env_id not in gym.registry:
-        known = sorted(k for k in gym.registry if k.startswith("rndx/"))
-        raise ValueError(f"unknown env id {env_id!r}; rndx ids: {known}")
+    env_id = resolve_env_id(env_id)
     spec = gym.spec(env_id)
     steps = max_episode_steps if max_episode_steps is not None else spec.max_episode_steps
     if env_id in AGV_IDS:
@@ -64,4 +75,43 @@ def make_sb3_vec_env(
     make_kwargs: dict[str, Any] = dict(env_kwargs or {})
     if max_episode_steps is not None:
         make_kwargs["max_episode_steps"] = max_episode_steps
-    return VecMonitor(make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=make_kwargs))
+    return VecMonitor(
+        make_vec_env(
+            env_id, n_envs=n_envs, seed=seed, env_kwargs=make_kwargs, wrapper_class=_flatten_dict
+        )
+    )
+
+
+def resolve_env_id(env_id: str) -> str:
+    """The registered id for ``env_id``; ``"package:Id"`` imports ``package`` first (that is
+    how a package such as gymnasium_robotics registers its ids).
+
+    :raises ValueError: if the package is missing or the id is not registered; the message
+        lists rndx's ids and says how to name another package's.
+    """
+    import importlib
+
+    if ":" in env_id:
+        module, _, env_id = env_id.partition(":")
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ValueError(
+                f"env id {module + ':' + env_id!r}: cannot import {module!r} ({exc}); install "
+                "the package that registers it (PointMaze: pip install -e '.[bench]')"
+            ) from exc
+    if env_id not in gym.registry:
+        known = sorted(k for k in gym.registry if k.startswith("rndx/"))
+        raise ValueError(
+            f"unknown env id {env_id!r}; rndx ids: {known}; an id from another package is "
+            "written 'package:Id' (e.g. gymnasium_robotics:PointMaze_UMaze-v3)"
+        )
+    return env_id
+
+
+def _flatten_dict(env: gym.Env) -> gym.Env:
+    """Dict observations (goal-conditioned envs such as PointMaze) as one flat vector, which
+    the MLP policies and the intrinsic modules take."""
+    if isinstance(env.observation_space, gym.spaces.Dict):
+        return gym.wrappers.FlattenObservation(env)
+    return env

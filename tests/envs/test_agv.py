@@ -23,13 +23,14 @@ def test_every_agv_id_is_registered() -> None:
     assert set(AGV_IDS) <= set(RNDX_IDS)
 
 
-@pytest.mark.parametrize("env_id", RNDX_IDS)
+# The robot tasks (rndx/Bullet..., rndx/Mujoco...) have their own tests in test_robots.py.
+@pytest.mark.parametrize("env_id", sorted(AGV_IDS))
 def test_gymnasium_and_sb3_check_env(env_id: str) -> None:
     check_env(gym.make(env_id).unwrapped)
     sb3_check_env(gym.make(env_id))
 
 
-@pytest.mark.parametrize("env_id", RNDX_IDS)
+@pytest.mark.parametrize("env_id", sorted(AGV_IDS))
 def test_registered_with_time_limit_and_vector_entry_point(env_id: str) -> None:
     spec = gym.spec(env_id)
     assert spec.max_episode_steps and spec.max_episode_steps > 0

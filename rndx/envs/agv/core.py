@@ -297,11 +297,19 @@ class AGVCore:
             cfg.dt,
         )
         self.steps += 1
+        self.advance_obstacles()
+        return self.goal_step(self._collides())
+
+    def advance_obstacles(self) -> None:
+        """Move the AGVs and pedestrians one control step along their ping-pong routes."""
         if self.m:
-            self.obs_s = np.mod(self.obs_s + self.obs_speed * cfg.dt, 2.0 * self.obs_len)
+            self.obs_s = np.mod(self.obs_s + self.obs_speed * self.cfg.dt, 2.0 * self.obs_len)
             self.obs_pos = self._obstacle_positions()
 
-        collision = self._collides()
+    def goal_step(self, collision: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Goal bookkeeping and reward terms after a move, given each vehicle's collision flag
+        (from the 2D geometry here, from contact physics in the Bullet env)."""
+        cfg = self.cfg
         ev = goal_events(
             self.pos,
             self.goal,
@@ -360,15 +368,18 @@ class AGVCore:
             self.cfg.lidar_range,
         )
 
-    def observe(self, idx: np.ndarray | None = None) -> np.ndarray:
+    def observe(
+        self, idx: np.ndarray | None = None, ranges: np.ndarray | None = None
+    ) -> np.ndarray:
         """Observation (n, obs_dim) float32: lidar / range, goal distance / diagonal, goal
         bearing (cos, sin) in the vehicle frame, v / v_max, w / w_max [, carrying flag].
 
         ``idx`` (int array) observes only those vehicles. Sensor noise is drawn from each
-        observed vehicle's own generator."""
+        observed vehicle's own generator. ``ranges`` (n, beams) in metres replaces the 2D ray
+        cast (the Bullet env passes its own lidar)."""
         cfg = self.cfg
         sel = slice(None) if idx is None else np.asarray(idx, dtype=np.int64)
-        ranges = self.lidar(idx)
+        ranges = self.lidar(idx) if ranges is None else np.array(ranges, dtype=np.float64)
         if cfg.lidar_noise > 0 or cfg.lidar_dropout > 0:
             for k, i in enumerate(range(self.n) if idx is None else sel):
                 rng = self.rngs[i]
