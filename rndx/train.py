@@ -70,9 +70,21 @@ class LatestCheckpoint(BaseCallback):
 
 
 def resolve_device(device: str) -> str:
-    """Map ``auto`` to cuda when available, else cpu; pass other names through."""
+    """Map ``auto`` to cuda when a GPU is visible, else cpu; check any other torch device name.
+
+    The policy and the intrinsic module live on this device; the batched env stays on the CPU
+    (numpy + numba), so a GPU only pays off with many envs per step (``experiment=gpu``).
+
+    :raises ValueError: if ``device`` is neither ``auto`` nor a torch device name.
+    """
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise ValueError(
+            f"unknown device {device!r}; use auto, cpu, cuda or cuda:<index>"
+        ) from None
     return device
 
 
