@@ -1,0 +1,122 @@
+"""Real multiruns of tiny jobs through each launcher: `python -m rndx.train -m ...`.
+
+Slow (each sweep starts several Python processes that import torch and train): run them with
+`pytest -m slow tests/test_sweep_launchers.py`. Ray and submitit need `pip install 'rndx[sweep]'`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import rndx
+from rndx.sweep import summarize
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+REPO = Path(rndx.__file__).resolve().parents[1]
+TINY = [
+    "experiment=smoke",
+    "total_timesteps=64",
+    "n_envs=2",
+    "agent.ppo.n_steps=32",
+    "agent.ppo.batch_size=32",
+    "agent.ppo.n_epochs=1",
+    "eval.episodes=1",
+    "env.max_episode_steps=20",
+]
+RAY_LOCAL = [
+    "hydra/launcher=ray",
+    "+hydra.launcher.ray.init.num_cpus=2",
+    "+hydra.launcher.ray.init.include_dashboard=false",
+]
+
+
+def _multirun(sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    # this checkout's rndx and hydra_plugins/rndx_sweeper, in the jobs' processes too
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["RAY_USAGE_STATS_ENABLED"] = "0"
+    cmd = [sys.executable, "-m", "rndx.train", "-m", *TINY, f"hydra.sweep.dir={sweep_dir}"]
+    return subprocess.run(
+        [*cmd, *overrides], env=env, cwd=sweep_dir.parent, capture_output=True, text=True
+    )
+
+
+def _assert_2x2(sweep_dir: Path, proc: subprocess.CompletedProcess) -> None:
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    runs = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert [p.name for p in runs] == [
+        "0__agv_warehouse__ppo__0",
+        "1__agv_warehouse__ppo__1",
+        "2__agv_warehouse__ppo_rnd__0",
+        "3__agv_warehouse__ppo_rnd__1",
+    ]
+    for run in runs:
+        result = json.loads((run / "eval.json").read_text())
+        assert result["episodes"] == 1
+        assert (run / "model.zip").is_file()
+        assert json.loads((run / "status.json").read_text())["status"] == "COMPLETED"
+    status = json.loads((sweep_dir / "sweep_status.json").read_text())
+    assert (status["completed"], status["failed"]) == (4, 0)
+    groups = summarize(sweep_dir)["groups"]
+    assert [(g["agent"], g["seeds"]) for g in groups] == [("ppo", [0, 1]), ("ppo_rnd", [0, 1])]
+
+
+def test_joblib_2x2_sweep(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    proc = _multirun(sweep, "agent=ppo,ppo_rnd", "seed=0,1", "hydra.launcher.n_jobs=2")
+    assert "Joblib.Parallel" in proc.stdout + proc.stderr  # the default multirun launcher
+    _assert_2x2(sweep, proc)
+
+
+def test_ray_local_2x2_sweep(tmp_path: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="pip install 'rndx[sweep]'")
+    sweep = tmp_path / "sweep"
+    proc = _multirun(sweep, "agent=ppo,ppo_rnd", "seed=0,1", *RAY_LOCAL)
+    assert "Ray Launcher is launching 4 jobs" in proc.stdout + proc.stderr
+    _assert_2x2(sweep, proc)
+
+
+def test_submitit_local_sweep(tmp_path: Path) -> None:
+    """The SLURM launcher's local twin: same submitit job packaging, local processes."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install 'rndx[sweep]'")
+    sweep = tmp_path / "sweep"
+    proc = _multirun(
+        sweep,
+        "agent=ppo,ppo_rnd",
+        "seed=0,1",
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=10",
+    )
+    assert (sweep / ".submitit").is_dir()
+    _assert_2x2(sweep, proc)
+
+
+def test_broken_job_does_not_stop_the_others(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    # job 0 asks for a layout that does not exist; jobs 1 and 2 are fine
+    proc = _multirun(
+        sweep, "agent=ppo", "env.kwargs.layout=nope,small", "seed=0,1", "hydra.launcher.n_jobs=2"
+    )
+    assert proc.returncode == 1
+    assert "2 of 4 sweep jobs failed" in proc.stderr
+    assert "FAILED job 0" in proc.stdout and "unknown layout 'nope'" in proc.stdout
+    status = json.loads((sweep / "sweep_status.json").read_text())
+    assert (status["completed"], status["failed"]) == (2, 2)
+    for job in status["jobs"]:
+        run = Path(job["run_dir"])
+        if "env.kwargs.layout=nope" in job["overrides"]:
+            assert job["status"] == "FAILED" and "unknown layout 'nope'" in job["error"]
+            assert not (run / "eval.json").exists()
+            assert "Traceback" in json.loads((run / "status.json").read_text())["traceback"]
+        else:
+            assert job["status"] == "COMPLETED" and (run / "eval.json").is_file()
+    out = summarize(sweep)
+    assert [g["seeds"] for g in out["groups"]] == [[0, 1]]
+    assert out["table"].count("FAILED") == 2
