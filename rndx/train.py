@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
@@ -183,7 +184,7 @@ def train(cfg: DictConfig) -> Path:
                     callback=LatestCheckpoint(run_dir / "checkpoints", int(cfg.checkpoint_every)),
                     tb_log_name=str(cfg.agent.name),
                     reset_num_timesteps=cfg.resume is None,
-                    progress_bar=bool(cfg.progress_bar),
+                    progress_bar=_show_progress(cfg),
                 )
     finally:
         env.close()
@@ -202,6 +203,13 @@ def train(cfg: DictConfig) -> Path:
     unit = "gradient" if str(cfg.agent.algo) in IMITATION_ALGOS else "env"
     _print_summary(run_dir, f"{model.num_timesteps} {unit}", result)
     return run_dir
+
+
+def _show_progress(cfg: DictConfig) -> bool:
+    """``cfg.progress_bar``, but never in a sweep's jobs: parallel bars garble one terminal."""
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return False
+    return bool(cfg.progress_bar)
 
 
 def _print_summary(run_dir: Path, trained: str, result: dict) -> None:

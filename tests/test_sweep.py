@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus
-from omegaconf import OmegaConf
+from hydra.types import RunMode
+from omegaconf import OmegaConf, open_dict
 
 import rndx.config  # noqa: F401  (registers the rndx.first resolver used by hydra.run.dir)
 from rndx.paths import config_dir
@@ -23,6 +25,7 @@ from rndx.sweep import (
     summarize,
     write_sweep_status,
 )
+from rndx.train import _show_progress
 
 
 def _fake_run(
@@ -200,3 +203,15 @@ def test_gpu_recipe_asks_for_auto_device_and_a_large_batch() -> None:
     assert cfg.n_envs >= 128
     rollout = cfg.agent.ppo.n_steps * cfg.n_envs
     assert rollout % cfg.agent.ppo.batch_size == 0 and rollout >= 2 * cfg.agent.ppo.batch_size
+
+
+@pytest.mark.parametrize(("mode", "shown"), [(RunMode.RUN, True), (RunMode.MULTIRUN, False)])
+def test_progress_bar_is_off_in_sweep_jobs(mode: RunMode, shown: bool) -> None:
+    cfg = _hydra_cfg("progress_bar=true")
+    with open_dict(cfg):
+        cfg.hydra.mode = mode
+    HydraConfig.instance().set_config(cfg)
+    try:
+        assert _show_progress(cfg) is shown
+    finally:
+        HydraConfig.instance().cfg = None
