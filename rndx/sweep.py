@@ -87,6 +87,26 @@ def job_record(job_return: JobReturn) -> dict[str, Any]:
     }
 
 
+def launcher_error_records(
+    batch: Sequence[Sequence[str]], first_job: int, exc: BaseException
+) -> list[dict[str, Any]]:
+    """Records for a batch whose launcher raised: no job returned, so each gets the error.
+
+    Jobs of the batch that finished before the launcher failed still have their run dirs
+    (``python -m rndx.sweep summarize`` reads those); the sweep cannot tell which they are.
+    """
+    return [
+        {
+            "job": first_job + i,
+            "overrides": list(overrides),
+            "run_dir": None,
+            "status": "LAUNCHER_ERROR",
+            "error": _error_text(exc),
+        }
+        for i, overrides in enumerate(batch)
+    ]
+
+
 def format_sweep_report(sweep_dir: str | Path, records: Sequence[dict[str, Any]]) -> str:
     """Human-readable summary: how many jobs completed, and each failed job with its error."""
     failed = [r for r in records if r["status"] != "COMPLETED"]
@@ -95,7 +115,7 @@ def format_sweep_report(sweep_dir: str | Path, records: Sequence[dict[str, Any]]
         f"{len(failed)} failed"
     ]
     for r in failed:
-        lines.append(f"  FAILED job {r['job']} [{' '.join(r['overrides'])}]: {r['error']}")
+        lines.append(f"  {r['status']} job {r['job']} [{' '.join(r['overrides'])}]: {r['error']}")
         if r["run_dir"] is not None:
             lines.append(f"    traceback: {Path(r['run_dir']) / STATUS_FILE}")
     return "\n".join(lines)

@@ -19,6 +19,7 @@ from rndx.sweep import (
     aggregate,
     format_sweep_report,
     job_record,
+    launcher_error_records,
     main,
     mean_ci95,
     read_run,
@@ -215,3 +216,14 @@ def test_progress_bar_is_off_in_sweep_jobs(mode: RunMode, shown: bool) -> None:
         assert _show_progress(cfg) is shown
     finally:
         HydraConfig.instance().cfg = None
+
+
+def test_launcher_error_marks_every_job_of_the_batch(tmp_path: Path) -> None:
+    records = launcher_error_records([["seed=0"], ["seed=1"]], 4, MemoryError("worker killed"))
+    assert [(r["job"], r["status"]) for r in records] == [
+        (4, "LAUNCHER_ERROR"),
+        (5, "LAUNCHER_ERROR"),
+    ]
+    report = format_sweep_report(tmp_path, records)
+    assert "0 of 2 jobs completed, 2 failed" in report
+    assert "LAUNCHER_ERROR job 5 [seed=1]: MemoryError: worker killed" in report

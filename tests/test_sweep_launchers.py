@@ -120,3 +120,15 @@ def test_broken_job_does_not_stop_the_others(tmp_path: Path) -> None:
     out = summarize(sweep)
     assert [g["seeds"] for g in out["groups"]] == [[0, 1]]
     assert out["table"].count("FAILED") == 2
+
+
+def test_launcher_failure_is_recorded(tmp_path: Path) -> None:
+    """A launcher that raises (here joblib's timeout; also a worker killed for memory) loses
+    its batch's returns: the sweep records each job of it as LAUNCHER_ERROR and exits 1."""
+    sweep = tmp_path / "sweep"
+    proc = _multirun(sweep, "agent=ppo", "seed=0,1", "hydra.launcher.timeout=1")
+    assert proc.returncode == 1
+    assert "2 of 2 sweep jobs failed" in proc.stderr
+    status = json.loads((sweep / "sweep_status.json").read_text())
+    assert [j["status"] for j in status["jobs"]] == ["LAUNCHER_ERROR"] * 2
+    assert all("TimeoutError" in j["error"] for j in status["jobs"])

@@ -40,7 +40,12 @@ class RndxSweeper(BasicSweeper):
     """Run every batch; report all failures at the end instead of stopping at the first."""
 
     def sweep(self, arguments: list[str]) -> Any:
-        from rndx.sweep import SWEEP_STATUS_FILE, job_record, write_sweep_status
+        from rndx.sweep import (
+            SWEEP_STATUS_FILE,
+            job_record,
+            launcher_error_records,
+            write_sweep_status,
+        )
 
         assert self.config is not None
         assert self.launcher is not None
@@ -56,15 +61,23 @@ class RndxSweeper(BasicSweeper):
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
 
         returns: list[list[JobReturn]] = []
+        records: list[dict[str, Any]] = []
         initial_job_idx = 0
         while not self.is_done():
             batch = self.get_job_batch()
             self.validate_batch_is_legal(batch)
-            results = list(self.launcher.launch(batch, initial_job_idx=initial_job_idx))
+            try:
+                results = list(self.launcher.launch(batch, initial_job_idx=initial_job_idx))
+            except Exception as exc:
+                # The launcher itself failed (a worker killed by the OOM killer, a joblib
+                # timeout, a lost Ray node): the batch's returns are lost, its jobs' run dirs
+                # on disk are not. Record the batch and go on with the next one.
+                records += launcher_error_records(batch, initial_job_idx, exc)
+            else:
+                returns.append(results)
+                records += [job_record(r) for r in results]
             initial_job_idx += len(batch)
-            returns.append(results)
 
-        records = [job_record(r) for batch_results in returns for r in batch_results]
         write_sweep_status(sweep_dir, records)
         failed = sum(r["status"] != "COMPLETED" for r in records)
         if failed:
