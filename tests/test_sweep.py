@@ -188,6 +188,7 @@ def test_multirun_defaults_joblib_and_the_reporting_sweeper() -> None:
     ("launcher", "module"),
     [
         ("ray", "hydra_plugins.hydra_ray_launcher"),
+        ("ray_cluster", "hydra_plugins.hydra_ray_launcher"),
         ("submitit_slurm", "hydra_plugins.hydra_submitit_launcher"),
     ],
 )
@@ -195,6 +196,9 @@ def test_scale_out_launchers_compose(launcher: str, module: str) -> None:
     pytest.importorskip(module, reason="pip install 'rndx[sweep]'")
     cfg = _hydra_cfg(f"hydra/launcher={launcher}")
     assert cfg.hydra.launcher._target_.startswith(module)
+    if launcher == "ray_cluster":  # hydra issue 2893: Ray refuses it when joining a cluster
+        assert cfg.hydra.launcher.ray.init.object_store_memory is None
+        assert cfg.hydra.launcher.ray.init.address == "auto"  # never a fresh local instance
 
 
 def test_gpu_recipe_asks_for_auto_device_and_a_large_batch() -> None:

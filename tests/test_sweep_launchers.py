@@ -37,8 +37,10 @@ RAY_LOCAL = [
 ]
 
 
-def _multirun(sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
+def _multirun(
+    sweep_dir: Path, *overrides: str, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, **(extra_env or {})}
     # this checkout's rndx and hydra_plugins/rndx_sweeper, in the jobs' processes too
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["RAY_USAGE_STATS_ENABLED"] = "0"
@@ -132,3 +134,40 @@ def test_launcher_failure_is_recorded(tmp_path: Path) -> None:
     status = json.loads((sweep / "sweep_status.json").read_text())
     assert [j["status"] for j in status["jobs"]] == ["LAUNCHER_ERROR"] * 2
     assert all("TimeoutError" in j["error"] for j in status["jobs"])
+
+
+def test_ray_existing_cluster_by_address(tmp_path: Path) -> None:
+    """hydra/launcher=ray_cluster joins a Ray cluster that runs already (here one on loopback)."""
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="pip install 'rndx[sweep]'")
+    import time
+
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token")
+    ray_bin = Path(sys.executable).parent / "ray"
+    port = "6391"
+    head = subprocess.Popen(
+        [str(ray_bin), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+         f"--port={port}", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        address = f"127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while subprocess.run(
+            [str(ray_bin), "status", f"--address={address}"], env=env, capture_output=True
+        ).returncode:
+            assert head.poll() is None and time.monotonic() < deadline, "ray head did not start"
+            time.sleep(2)
+        sweep = tmp_path / "sweep"
+        proc = _multirun(
+            sweep,
+            "agent=ppo,ppo_rnd",
+            "seed=0,1",
+            "hydra/launcher=ray_cluster",
+            f"hydra.launcher.ray.init.address={address}",
+            extra_env={"RAY_AUTH_MODE": "token"},  # Ray 2.60: `ray start` turns token auth on
+        )
+        assert "Connected to Ray cluster" in proc.stdout + proc.stderr
+        _assert_2x2(sweep, proc)
+    finally:
+        os.killpg(head.pid, 15)  # `ray start --block` stops its cluster on SIGTERM
+        head.wait(timeout=60)
