@@ -198,7 +198,9 @@ def test_scale_out_launchers_compose(launcher: str, module: str) -> None:
     assert cfg.hydra.launcher._target_.startswith(module)
     if launcher == "ray_cluster":  # hydra issue 2893: Ray refuses it when joining a cluster
         assert cfg.hydra.launcher.ray.init.object_store_memory is None
-        assert cfg.hydra.launcher.ray.init.address == "auto"  # never a fresh local instance
+        # no address, no sweep: never a fresh local instance by mistake
+        init = OmegaConf.to_container(cfg.hydra.launcher.ray.init)
+        assert init["address"] == "${oc.env:RAY_ADDRESS}"
 
 
 def test_gpu_recipe_asks_for_auto_device_and_a_large_batch() -> None:
