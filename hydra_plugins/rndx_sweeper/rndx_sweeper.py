@@ -9,7 +9,6 @@ The launcher (joblib, Ray, submitit) is untouched: it decides where the jobs run
 
 # No `from __future__ import annotations`: Hydra execs plugin modules outside sys.modules,
 # where dataclasses cannot resolve string annotations.
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,6 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn
 from omegaconf import OmegaConf
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
