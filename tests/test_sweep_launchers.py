@@ -32,6 +32,8 @@ TINY = [
 ]
 RAY_LOCAL = [
     "hydra/launcher=ray",
+    # a fresh instance even if a Ray cluster runs on this machine (address null would join it)
+    "hydra.launcher.ray.init.address=local",
     "+hydra.launcher.ray.init.num_cpus=2",
     "+hydra.launcher.ray.init.include_dashboard=false",
 ]
@@ -137,16 +139,25 @@ def test_launcher_failure_is_recorded(tmp_path: Path) -> None:
 
 
 def test_ray_existing_cluster_by_address(tmp_path: Path) -> None:
-    """hydra/launcher=ray_cluster joins a Ray cluster that runs already (here one on loopback)."""
+    """hydra/launcher=ray_cluster joins a Ray cluster that runs already (here one on loopback).
+
+    The head keeps its files in its own temp dir: a killed head leaves its address file behind,
+    and in /tmp/ray that stale file would make a later plain ray.init() join the dead cluster.
+    """
     pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="pip install 'rndx[sweep]'")
+    import shutil
+    import tempfile
     import time
 
+    # short: Ray's unix socket paths under it must stay within 107 characters
+    ray_tmp = tempfile.mkdtemp(prefix="rndx-ray-")
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token")
     ray_bin = Path(sys.executable).parent / "ray"
     port = "6391"
     head = subprocess.Popen(
         [str(ray_bin), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
-         f"--port={port}", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+         f"--port={port}", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
+         f"--temp-dir={ray_tmp}"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     try:
@@ -169,5 +180,7 @@ def test_ray_existing_cluster_by_address(tmp_path: Path) -> None:
         assert "Connected to Ray cluster" in proc.stdout + proc.stderr
         _assert_2x2(sweep, proc)
     finally:
-        os.killpg(head.pid, 15)  # `ray start --block` stops its cluster on SIGTERM
-        head.wait(timeout=60)
+        if head.poll() is None:
+            os.killpg(head.pid, 15)  # `ray start --block` stops its cluster on SIGTERM
+            head.wait(timeout=60)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
