@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 ARGS ?=
-LINT_PATHS := rndx tests $(wildcard benchmarks)
+LINT_PATHS := rndx tests hydra_plugins $(wildcard benchmarks)
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 

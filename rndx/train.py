@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
@@ -79,9 +80,21 @@ class LatestCheckpoint(BaseCallback):
 
 
 def resolve_device(device: str) -> str:
-    """Map ``auto`` to cuda when available, else cpu; pass other names through."""
+    """Map ``auto`` to cuda when a GPU is visible, else cpu; check any other torch device name.
+
+    The policy and the intrinsic module live on this device; the batched env stays on the CPU
+    (numpy + numba), so a GPU only pays off with many envs per step (``experiment=gpu``).
+
+    :raises ValueError: if ``device`` is neither ``auto`` nor a torch device name.
+    """
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise ValueError(
+            f"unknown device {device!r}; use auto, cpu, cuda or cuda:<index>"
+        ) from None
     return device
 
 
@@ -183,7 +196,7 @@ def train(cfg: DictConfig) -> Path:
                     ],
                     tb_log_name=str(cfg.agent.name),
                     reset_num_timesteps=cfg.resume is None,
-                    progress_bar=bool(cfg.progress_bar),
+                    progress_bar=_show_progress(cfg),
                 )
     finally:
         env.close()
@@ -203,6 +216,13 @@ def train(cfg: DictConfig) -> Path:
     unit = "gradient" if str(cfg.agent.algo) in IMITATION_ALGOS else "env"
     _print_summary(run_dir, f"{model.num_timesteps} {unit}", result, extras)
     return run_dir
+
+
+def _show_progress(cfg: DictConfig) -> bool:
+    """``cfg.progress_bar``, but never in a sweep's jobs: parallel bars garble one terminal."""
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return False
+    return bool(cfg.progress_bar)
 
 
 def _print_summary(

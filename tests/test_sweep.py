@@ -1,0 +1,235 @@
+"""Sweep bookkeeping: per-job status, the failure report, aggregation over seeds, configs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.types import RunMode
+from omegaconf import OmegaConf, open_dict
+
+import rndx.config  # noqa: F401  (registers the rndx.first resolver used by hydra.run.dir)
+from rndx.paths import config_dir
+from rndx.sweep import (
+    JobStatusCallback,
+    aggregate,
+    format_sweep_report,
+    job_record,
+    launcher_error_records,
+    main,
+    mean_ci95,
+    read_run,
+    summarize,
+    write_sweep_status,
+)
+from rndx.train import _show_progress
+
+
+def _fake_run(
+    root: Path,
+    name: str,
+    agent: str,
+    seed: int,
+    result: dict | None,
+    overrides: list[str] | None = None,
+    status: dict | None = None,
+) -> Path:
+    """A run dir as rndx.train and Hydra leave it (config.yaml, eval.json, .hydra/...)."""
+    run = root / name
+    (run / ".hydra").mkdir(parents=True)
+    cfg = {"seed": seed, "env": {"name": "agv_warehouse"}, "agent": {"name": agent}}
+    (run / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))
+    # Hydra's own copy must not count as a second run dir.
+    (run / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))
+    ovr = [f"agent={agent}", f"seed={seed}", *(overrides or [])]
+    (run / ".hydra" / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(ovr)))
+    if result is not None:
+        (run / "eval.json").write_text(json.dumps(result))
+    if status is not None:
+        (run / "status.json").write_text(json.dumps(status))
+    return run
+
+
+def _result(success: float | None, ret: float) -> dict:
+    return {"success_rate": success, "mean_return": ret, "episodes": 10}
+
+
+def test_mean_ci95_uses_the_student_t_quantile() -> None:
+    mean, half = mean_ci95([1.0, 2.0, 3.0])
+    # t(0.975, df=2) = 4.3027; sample std 1; half-width = 4.3027 / sqrt(3)
+    assert mean == pytest.approx(2.0)
+    assert half == pytest.approx(4.302653 / 3**0.5, rel=1e-5)
+    assert mean_ci95([5.0]) == (5.0, None)
+    with pytest.raises(ValueError, match="at least one value"):
+        mean_ci95([])
+
+
+def test_summarize_groups_by_env_agent_and_variant(tmp_path: Path) -> None:
+    common = ["experiment=smoke"]
+    _fake_run(tmp_path, "0", "ppo", 0, _result(0.0, 1.0), common)
+    _fake_run(tmp_path, "1", "ppo", 1, _result(0.5, 3.0), common)
+    _fake_run(tmp_path, "2", "ppo_rnd", 0, _result(1.0, 5.0), common)
+    _fake_run(tmp_path, "3", "ppo_rnd", 1, _result(1.0, 7.0), common)
+    # same agent, another learning rate: a row of its own
+    _fake_run(tmp_path, "4", "ppo_rnd", 0, _result(None, 2.0), [*common, "agent.ppo.lr=1"])
+    failed = {"status": "FAILED", "error": "ValueError: boom"}
+    _fake_run(tmp_path, "5", "ppo_rnd", 2, None, common, status=failed)
+    _fake_run(tmp_path, "6", "ppo_rnd", 3, None, common)  # killed: no eval.json, no status
+
+    out = summarize(tmp_path)
+    rows = {(r["agent"], r["variant"]): r for r in out["groups"]}
+    assert set(rows) == {("ppo", ""), ("ppo_rnd", ""), ("ppo_rnd", "agent.ppo.lr=1")}
+    ppo = rows[("ppo", "")]
+    assert ppo["seeds"] == [0, 1]
+    assert ppo["success_rate"]["mean"] == pytest.approx(0.25)
+    assert ppo["mean_return"]["mean"] == pytest.approx(2.0)
+    # returns 1 and 3: std sqrt(2), half-width t(0.975, df=1) * sqrt(2) / sqrt(2) = 12.706
+    assert ppo["mean_return"]["ci95"] == pytest.approx(12.7062, rel=1e-4)
+    # the failed and the unfinished seed are left out of the mean, and listed
+    assert rows[("ppo_rnd", "")]["seeds"] == [0, 1]
+    lone = rows[("ppo_rnd", "agent.ppo.lr=1")]
+    assert lone["success_rate"] is None and lone["mean_return"]["ci95"] is None
+    assert "overrides in every run: experiment=smoke" in out["table"]
+    assert "FAILED" in out["table"] and "ValueError: boom" in out["table"]
+    assert "INCOMPLETE" in out["table"]
+    assert len(out["runs"]) == 7  # .hydra/config.yaml copies are not runs
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["groups"] == json.loads(json.dumps(out["groups"]))
+    assert (tmp_path / "summary.md").read_text().strip() == out["table"]
+
+
+def test_aggregate_ignores_incomplete_runs(tmp_path: Path) -> None:
+    run = _fake_run(tmp_path, "0", "ppo", 0, None)
+    assert read_run(run)["status"] == "INCOMPLETE"
+    assert aggregate([read_run(run)]) == []
+
+
+def test_summarize_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["summarize", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["summarize", str(tmp_path)]) == 2
+    assert "no run dirs" in capsys.readouterr().err
+    _fake_run(tmp_path, "0", "ppo", 0, _result(1.0, 2.0))
+    assert main(["summarize", str(tmp_path)]) == 0
+    assert "| agv_warehouse | ppo |" in capsys.readouterr().out
+
+
+def _job_return(tmp_path: Path, num: int, exc: BaseException | None) -> JobReturn:
+    ret = JobReturn()
+    ret.overrides = [f"seed={num}"]
+    ret.hydra_cfg = OmegaConf.create(
+        {"hydra": {"job": {"num": num}, "runtime": {"output_dir": str(tmp_path / str(num))}}}
+    )
+    ret.status = JobStatus.COMPLETED if exc is None else JobStatus.FAILED
+    ret.return_value = "done" if exc is None else exc
+    return ret
+
+
+def test_failed_job_is_reported_with_its_error(tmp_path: Path, capsys) -> None:
+    try:
+        raise ValueError("unknown layout 'nope'")
+    except ValueError as e:
+        err = e
+    records = [
+        job_record(_job_return(tmp_path, 0, None)),
+        job_record(_job_return(tmp_path, 1, err)),
+    ]
+    assert records[0]["status"] == "COMPLETED" and records[0]["error"] is None
+    assert records[1]["error"] == "ValueError: unknown layout 'nope'"
+    report = write_sweep_status(tmp_path, records)
+    assert report == format_sweep_report(tmp_path, records)
+    assert "1 of 2 jobs completed, 1 failed" in report
+    assert "FAILED job 1 [seed=1]: ValueError: unknown layout 'nope'" in report
+    assert report in capsys.readouterr().out
+    saved = json.loads((tmp_path / "sweep_status.json").read_text())
+    assert saved["failed"] == 1 and saved["jobs"][1]["overrides"] == ["seed=1"]
+
+
+def test_job_status_callback_keeps_the_traceback(tmp_path: Path) -> None:
+    def broken() -> None:
+        raise RuntimeError("out of memory")
+
+    try:
+        broken()
+    except RuntimeError as e:
+        err = e
+    ret = _job_return(tmp_path, 3, err)
+    cfg = OmegaConf.create({"hydra": {"runtime": {"output_dir": str(tmp_path / "3")}}})
+    JobStatusCallback().on_job_end(config=cfg, job_return=ret)
+    status = json.loads((tmp_path / "3" / "status.json").read_text())
+    assert status["status"] == "FAILED" and status["error"] == "RuntimeError: out of memory"
+    assert "in broken" in status["traceback"]
+
+    JobStatusCallback().on_job_end(config=cfg, job_return=_job_return(tmp_path, 3, None))
+    status = json.loads((tmp_path / "3" / "status.json").read_text())
+    assert status["status"] == "COMPLETED" and status["traceback"] is None
+
+
+def _hydra_cfg(*overrides: str):
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=True)
+
+
+def test_multirun_defaults_joblib_and_the_reporting_sweeper() -> None:
+    cfg = _hydra_cfg()
+    assert cfg.hydra.launcher._target_.endswith("JoblibLauncher")
+    assert cfg.hydra.sweeper._target_ == "hydra_plugins.rndx_sweeper.rndx_sweeper.RndxSweeper"
+    assert cfg.hydra.callbacks.job_status._target_ == "rndx.sweep.JobStatusCallback"
+    # each job its own dir, even when two jobs share env, agent and seed
+    subdir = OmegaConf.to_container(cfg.hydra.sweep)["subdir"]  # unresolved: no job yet
+    assert subdir.startswith("${hydra.job.num}")
+
+
+@pytest.mark.parametrize(
+    ("launcher", "module"),
+    [
+        ("ray", "hydra_plugins.hydra_ray_launcher"),
+        ("ray_cluster", "hydra_plugins.hydra_ray_launcher"),
+        ("submitit_slurm", "hydra_plugins.hydra_submitit_launcher"),
+    ],
+)
+def test_scale_out_launchers_compose(launcher: str, module: str) -> None:
+    pytest.importorskip(module, reason="pip install 'rndx[sweep]'")
+    cfg = _hydra_cfg(f"hydra/launcher={launcher}")
+    assert cfg.hydra.launcher._target_.startswith(module)
+    if launcher == "ray_cluster":  # hydra issue 2893: Ray refuses it when joining a cluster
+        assert cfg.hydra.launcher.ray.init.object_store_memory is None
+        # no address, no sweep: never a fresh local instance by mistake
+        init = OmegaConf.to_container(cfg.hydra.launcher.ray.init)
+        assert init["address"] == "${oc.env:RAY_ADDRESS}"
+
+
+def test_gpu_recipe_asks_for_auto_device_and_a_large_batch() -> None:
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=gpu"])
+    assert cfg.device == "auto"
+    assert cfg.n_envs >= 128
+    rollout = cfg.agent.ppo.n_steps * cfg.n_envs
+    assert rollout % cfg.agent.ppo.batch_size == 0 and rollout >= 2 * cfg.agent.ppo.batch_size
+
+
+@pytest.mark.parametrize(("mode", "shown"), [(RunMode.RUN, True), (RunMode.MULTIRUN, False)])
+def test_progress_bar_is_off_in_sweep_jobs(mode: RunMode, shown: bool) -> None:
+    cfg = _hydra_cfg("progress_bar=true")
+    with open_dict(cfg):
+        cfg.hydra.mode = mode
+    HydraConfig.instance().set_config(cfg)
+    try:
+        assert _show_progress(cfg) is shown
+    finally:
+        HydraConfig.instance().cfg = None
+
+
+def test_launcher_error_marks_every_job_of_the_batch(tmp_path: Path) -> None:
+    records = launcher_error_records([["seed=0"], ["seed=1"]], 4, MemoryError("worker killed"))
+    assert [(r["job"], r["status"]) for r in records] == [
+        (4, "LAUNCHER_ERROR"),
+        (5, "LAUNCHER_ERROR"),
+    ]
+    report = format_sweep_report(tmp_path, records)
+    assert "0 of 2 jobs completed, 2 failed" in report
+    assert "LAUNCHER_ERROR job 5 [seed=1]: MemoryError: worker killed" in report
