@@ -41,7 +41,7 @@ import argparse
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -164,7 +164,7 @@ def main() -> None:
     p.add_argument("--scenes", nargs="+", default=list(SCENES), choices=SCENES)
     p.add_argument("--agents", nargs="+", default=["ppo", "ppo_rnd", "ppo_rdd"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--steps", type=int, default=80_000)
+    p.add_argument("--steps", type=int, default=49_152)  # 12 rollouts of 16 x 256
     p.add_argument("--window", type=int, default=8192)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--tag", default="paper_agv")
@@ -181,20 +181,31 @@ def main() -> None:
             raise SystemExit(f"--replot: {json_path} does not exist; run the benchmark first")
         saved = json.loads(json_path.read_text())
         results, run_args, wall = saved["results"], saved["args"], saved.get("wall_seconds")
+        saved_complete = saved.get("complete", True)
     else:
         window = min(args.window, args.steps)
         progress = ["progress_bar=false", *args.overrides]
-        jobs = [(sc, a, s) for sc in args.scenes for s in args.seeds for a in args.agents]
+        # seed-major order: if the benchmark is stopped early, every scene has its first seeds
+        jobs = [(sc, a, s) for s in args.seeds for sc in args.scenes for a in args.agents]
+        run_args = {k: v for k, v in vars(args).items() if k != "replot"}
+        RESULTS.mkdir(exist_ok=True)
         start = time.perf_counter()
+        results = []
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             futures = [
                 pool.submit(run_scene, sc, a, s, args.steps, window, progress) for sc, a, s in jobs
             ]
-            results = [f.result() for f in futures]
-        wall = time.perf_counter() - start
-        run_args = {k: v for k, v in vars(args).items() if k != "replot"}
-        RESULTS.mkdir(exist_ok=True)
-        atomic_write_json(json_path, {"args": run_args, "wall_seconds": wall, "results": results})
+            for f in as_completed(futures):
+                results.append(f.result())
+                wall = time.perf_counter() - start
+                # saved after every run, so a stopped benchmark still leaves its finished runs
+                done = {"complete": len(results) == len(jobs), "wall_seconds": wall}
+                atomic_write_json(json_path, {"args": run_args, **done, "results": results})
+                print(f"[{wall / 60:.1f} min] {len(results)}/{len(jobs)} runs", file=sys.stderr)
+        order = {job: k for k, job in enumerate(jobs)}
+        results.sort(key=lambda r: order[(r["scene"], r["agent"], r["seed"])])
+        atomic_write_json(json_path, {"args": run_args, **done, "results": results})
+        saved_complete = True
     plot(results, png_path, int(run_args["steps"]))
     cmd = "python benchmarks/paper_agv.py " + " ".join(
         f"--{k} {' '.join(map(str, v)) if isinstance(v, list) else v}"
@@ -204,6 +215,8 @@ def main() -> None:
     print(f"## The RND-AGV paper's four scenes: PPO vs PPO+RND vs PPO+RDD\n\ncommand: `{cmd}`")
     if wall is not None:
         print(f"wall time: {wall / 60:.1f} min with {run_args['jobs']} jobs\n")
+    if not saved_complete:
+        print("**incomplete: the benchmark was stopped before every run finished**\n")
     print(table(results))
     print(f"\ncurves: {png_path}")
 
