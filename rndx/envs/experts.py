@@ -161,8 +161,8 @@ class AGVExpert:
         max_fields: number of cost-to-go fields kept in the LRU cache (~4 bytes per cell each).
 
     ``act()`` returns ``(n, 2)`` actions in [-1, 1]. Plans are refreshed automatically when a
-    vehicle's goal moved (pick -> drop switch, reset) or its step counter is back at 0;
-    :meth:`reset` forgets them explicitly.
+    vehicle's goal moved more than 0.5 m (pick -> drop switch, reset, a moving goal) or its
+    step counter is back at 0; :meth:`reset` forgets them explicitly.
     """
 
     def __init__(
