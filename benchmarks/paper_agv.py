@@ -28,8 +28,10 @@ pedestrians of ``agv_warehouse_dynamic``, doubled on the larger floor), the rewa
 
 Measures, per scene and agent, over seeds: the training success rate at the end of the
 budget (fraction of successful episodes among those ended in the last ``--window`` steps),
-its best value along the curve, and the episodes and env steps to the first curve point at
-or above 80% success (mean over the seeds that got there, and how many did). Runs reuse
+its best value along the curve, the episodes and env steps to the first curve point at or
+above 80% success (mean over the seeds that got there, and how many did), and the successful
+and total training episodes summed over seeds (a window holding few episodes gives a noisy
+rate: read the curves with that count in mind). Runs reuse
 ``benchmarks/exploration.py``'s training loop, curves and panels. Writes
 ``benchmarks/results/<tag>.json`` and ``<tag>.png`` (four panels: mean and min-max spread
 over seeds) and prints the markdown table with a per-scene verdict on the paper's claim.
@@ -105,8 +107,8 @@ def verdict(ppo: dict, rnd: dict) -> str:
 def table(results: list[dict]) -> str:
     lines = [
         "| scene | agent | seeds | final success | best success | reached 80% | "
-        "steps to 80% | episodes to 80% | steps/s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "steps to 80% | episodes to 80% | successes / episodes | steps/s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     verdicts = []
     for scene in dict.fromkeys(r["scene"] for r in results):
@@ -122,6 +124,7 @@ def table(results: list[dict]) -> str:
                 + (f"{s['steps'] / 1000:.0f}k" if s["steps"] is not None else "-")
                 + " | "
                 + (f"{s['episodes']:.0f}" if s["episodes"] is not None else "-")
+                + f" | {sum(r['successes'] for r in runs)} / {sum(r['episodes'] for r in runs)}"
                 + f" | {speed:.0f} |"
             )
         if "ppo" in per and "ppo_rnd" in per:
