@@ -61,9 +61,18 @@ def free_cells(task: str, env) -> int:
 
 
 def run_one(
-    agent: str, seed: int, steps: int, window: int, overrides: list[str], task: str = "agv_hard"
+    agent: str,
+    seed: int,
+    steps: int,
+    window: int,
+    overrides: list[str],
+    task: str = "agv_hard",
+    scene: tuple[str, ...] | None = None,
 ) -> dict:
-    """Train one agent; return [(env steps, success rate in the last window)]."""
+    """Train one agent on ``task`` (or on ``scene``, Hydra overrides replacing the task's) +
+    ``overrides``; return its curves: ``curve`` [(env steps, success rate in the last
+    window)], ``episodes_curve`` [(env steps, training episodes ended so far)] at the same
+    steps, and ``coverage``."""
     import numpy as np
     import torch
     from hydra import compose, initialize_config_dir
@@ -80,7 +89,7 @@ def run_one(
             overrides=[
                 f"agent={agent}",
                 f"seed={seed}",
-                *TASKS[task][0],
+                *(TASKS[task][0] if scene is None else scene),
                 *overrides,
             ],
         )
@@ -114,15 +123,17 @@ def run_one(
     model.learn(steps, callback=curve)
     seconds = time.perf_counter() - start
     ends = np.array(curve.ends, dtype=np.int64).reshape(-1, 2)
-    points = []
+    points, episodes = [], []
     for t in range(window, steps + 1, window // 2):
         sel = (ends[:, 0] > t - window) & (ends[:, 0] <= t)
         points.append((t, float(ends[sel, 1].mean()) if sel.any() else 0.0))
+        episodes.append((t, int((ends[:, 0] <= t).sum())))
     return {
         "task": task,
         "agent": agent,
         "seed": seed,
         "curve": points,
+        "episodes_curve": episodes,
         "seconds": seconds,
         "coverage": curve.coverage,
         "free_cells": free_cells(task, env),
@@ -190,6 +201,24 @@ def plot(results: list[dict], path: Path, task: str = "agv_hard") -> None:
         f"{TASKS[task][2]}: mean and min-max over seeds",
         ylims=[(-0.02, 1.02), (-0.02, 1.02)],
     )
+
+
+def plot_panel(ax, results: list[dict], title: str) -> None:
+    """Success-rate curves of every agent in ``results`` on ``ax``: mean and min-max band."""
+    import numpy as np
+
+    for a in dict.fromkeys(r["agent"] for r in results):
+        runs = [r for r in results if r["agent"] == a]
+        t = np.array([p[0] for p in runs[0]["curve"]])
+        v = np.array([[p[1] for p in r["curve"]] for r in runs])
+        ax.plot(t, v.mean(0), label=f"{a} (n={len(runs)})")
+        ax.fill_between(t, v.min(0), v.max(0), alpha=0.2)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("success rate (training episodes)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
 
 
 def main() -> None:

@@ -161,8 +161,8 @@ class AGVExpert:
         max_fields: number of cost-to-go fields kept in the LRU cache (~4 bytes per cell each).
 
     ``act()`` returns ``(n, 2)`` actions in [-1, 1]. Plans are refreshed automatically when a
-    vehicle's goal moved (pick -> drop switch, reset) or its step counter is back at 0;
-    :meth:`reset` forgets them explicitly.
+    vehicle's goal moved more than 0.5 m (pick -> drop switch, reset, a moving goal) or its
+    step counter is back at 0; :meth:`reset` forgets them explicitly.
     """
 
     def __init__(
@@ -226,10 +226,13 @@ class AGVExpert:
             self.fields.popitem(last=False)
         return f
 
-    def _refresh(self) -> None:
-        """Replan for vehicles whose episode restarted or whose goal moved."""
+    def _refresh(self, replan_distance: float = 0.5) -> None:
+        """Replan for vehicles whose episode restarted or whose goal moved more than
+        ``replan_distance`` metres since their plan (a moving goal: the tracker aims at the
+        goal point itself on the last stretch, so a plan a few cells old still leads there)."""
         core = self.core
-        stale = (core.steps == 0) | np.any(core.goal != self._goal, axis=1)
+        moved = np.hypot(*(core.goal - self._goal).T)
+        stale = (core.steps == 0) | ~(moved <= replan_distance)  # NaN (no plan yet): stale
         for i in np.nonzero(stale)[0]:
             self._field[i] = self.field(core.goal[i])
             self._goal[i] = core.goal[i]

@@ -57,6 +57,8 @@ class AGVConfig:
     pedestrian_speed: tuple[float, float] = (0.5, 1.3)
     pedestrian_radius: float = 0.25
     actuator_gain: float = 1.0
+    goal_speed: float = 0.0  # m/s; > 0: the goal ping-pongs along an aisle (task 'reach')
+    goal_travel: float = 6.0  # metres of aisle the moving goal's path covers
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -75,6 +77,13 @@ class AGVConfig:
         if not 0.0 <= self.lidar_dropout < 1.0:
             raise ValueError(f"lidar_dropout={self.lidar_dropout!r} must be in [0, 1)")
         self.pedestrian_speed = tuple(self.pedestrian_speed)
+        if self.goal_speed < 0 or self.goal_travel <= 0:
+            raise ValueError(
+                f"goal_speed={self.goal_speed!r} must be >= 0 and "
+                f"goal_travel={self.goal_travel!r} > 0"
+            )
+        if self.goal_speed > 0 and self.task != "reach":
+            raise ValueError(f"goal_speed={self.goal_speed!r} > 0 needs task='reach'")
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> AGVConfig:
@@ -127,7 +136,7 @@ class AGVCore:
         self.pick_cells, self.drop_cells = lay.cells("P"), lay.cells("D")
         if cfg.task == "pick_drop" and (len(self.pick_cells) == 0 or len(self.drop_cells) == 0):
             raise ValueError(f"task='pick_drop' needs 'P' and 'D' cells in layout {lay.name!r}")
-        if (cfg.n_agvs or cfg.n_pedestrians) and len(self.world.lanes) == 0:
+        if (cfg.n_agvs or cfg.n_pedestrians or cfg.goal_speed) and len(self.world.lanes) == 0:
             raise ValueError(f"layout {lay.name!r} has no aisle long enough for moving obstacles")
         self.beam_offsets = np.linspace(-np.pi, np.pi, cfg.n_beams, endpoint=False)
         self.obs_dim = cfg.n_beams + 5 + (1 if cfg.task == "pick_drop" else 0)
@@ -153,6 +162,11 @@ class AGVCore:
             np.full(cfg.n_agvs, cfg.agv_radius), np.full(cfg.n_pedestrians, cfg.pedestrian_radius)
         ]
         self.obs_pos = np.zeros((n, m, 2))
+        # moving goal (goal_speed > 0): ping-pong along goal_p0-goal_p1, arc position in [0, 2L)
+        self.goal_p0 = np.zeros((n, 2))
+        self.goal_p1 = np.zeros((n, 2))
+        self.goal_len = np.ones(n)
+        self.goal_s = np.zeros(n)
         self.ranges = np.zeros((n, cfg.n_beams))
         self.pose = np.zeros((n, 4), dtype=np.float32)
         self.track_env = track_env  # env whose trail is kept for rendering (-1: none)
@@ -193,6 +207,8 @@ class AGVCore:
                         f"farthest found was {best_d:.2f} m"
                     )
                 self.goal[i] = self.final_goal[i] = best
+                if cfg.goal_speed > 0:
+                    self._goal_path(i, self._lane_path(best, rng))
             self._reset_obstacles(i, rng)
         self.v[idx] = 0.0
         self.w[idx] = 0.0
@@ -204,9 +220,11 @@ class AGVCore:
 
     def place(self, i: int, options: dict[str, Any]) -> None:
         """Override vehicle i's sampled reset state: ``start`` (x, y, heading), ``goal`` (x, y),
-        ``obstacles`` ((m, 2) fixed obstacle positions, frozen in place). Used by tests, experts
-        and distribution shifts."""
-        allowed = {"start", "goal", "obstacles"}
+        ``obstacles`` ((m, 2) fixed obstacle positions, frozen in place), ``goal_path``
+        ((2, 2) end points: the goal starts at the first and ping-pongs at ``goal_speed``).
+        A placed ``goal`` of a moving-goal env gets a new aisle path through it. Used by
+        tests, experts and distribution shifts."""
+        allowed = {"start", "goal", "obstacles", "goal_path"}
         if set(options) - allowed:
             raise ValueError(
                 f"unknown reset option(s) {sorted(set(options) - allowed)}; "
@@ -217,6 +235,10 @@ class AGVCore:
             self.pos[i], self.theta[i] = (x, y), th
         if "goal" in options:
             self.goal[i] = self.final_goal[i] = np.asarray(options["goal"], dtype=np.float64)
+            if self.cfg.goal_speed > 0 and "goal_path" not in options:
+                self._goal_path(i, self._lane_path(self.goal[i], self.rngs[i]))
+        if "goal_path" in options:
+            self._goal_path(i, np.asarray(options["goal_path"], dtype=np.float64).reshape(2, 2))
         if "obstacles" in options:
             xy = np.asarray(options["obstacles"], dtype=np.float64).reshape(self.m, 2)
             self.obs_p0[i] = self.obs_p1[i] = xy
@@ -236,6 +258,34 @@ class AGVCore:
         if self.world.clearance(p[None])[0] < self.cfg.radius + START_MARGIN:
             return centre.copy()
         return p
+
+    def _lane_path(self, goal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """End points (2, 2) of a moving goal's path: ``goal_travel`` metres of the aisle lane
+        nearest to ``goal`` among those at least that long (a random stretch that contains
+        the projection of ``goal``; if no lane is long enough, the nearest lane whole),
+        starting at the end nearer to ``goal``."""
+        lanes = self.world.lanes
+        long_enough = _norm(lanes[:, 2:] - lanes[:, :2]) >= self.cfg.goal_travel
+        if long_enough.any():
+            lanes = lanes[long_enough]
+        a, b = lanes[:, :2], lanes[:, 2:]
+        ab = b - a
+        length = np.maximum(_norm(ab), 1e-9)
+        t = np.clip(np.einsum("ij,ij->i", goal - a, ab) / length**2, 0.0, 1.0)
+        k = int(np.argmin(_norm(a + t[:, None] * ab - goal)))
+        travel = min(self.cfg.goal_travel, length[k])
+        # the stretch [u, u + travel] (metres along the lane) contains the projection
+        here = t[k] * length[k]
+        lo, hi = max(0.0, here - travel), min(length[k] - travel, here)
+        u = rng.uniform(lo, hi) if hi > lo else lo
+        p = a[k] + np.outer([u, u + travel], ab[k] / length[k])
+        return p if np.hypot(*(p[0] - goal)) <= np.hypot(*(p[1] - goal)) else p[::-1]
+
+    def _goal_path(self, i: int, path: np.ndarray) -> None:
+        self.goal_p0[i], self.goal_p1[i] = path[0], path[1]
+        self.goal_len[i] = max(np.hypot(*(path[1] - path[0])), 1e-6)
+        self.goal_s[i] = 0.0
+        self.goal[i] = self.final_goal[i] = path[0]
 
     def _reset_obstacles(self, i: int, rng: np.random.Generator) -> None:
         cfg, lanes = self.cfg, self.world.lanes
@@ -301,10 +351,18 @@ class AGVCore:
         return self.goal_step(self._collides())
 
     def advance_obstacles(self) -> None:
-        """Move the AGVs and pedestrians one control step along their ping-pong routes."""
+        """Move the AGVs, pedestrians and a moving goal one control step along their
+        ping-pong routes."""
+        cfg = self.cfg
         if self.m:
-            self.obs_s = np.mod(self.obs_s + self.obs_speed * self.cfg.dt, 2.0 * self.obs_len)
+            self.obs_s = np.mod(self.obs_s + self.obs_speed * cfg.dt, 2.0 * self.obs_len)
             self.obs_pos = self._obstacle_positions()
+        if cfg.goal_speed > 0:
+            self.goal_s = np.mod(self.goal_s + cfg.goal_speed * cfg.dt, 2.0 * self.goal_len)
+            f = self.goal_s / self.goal_len
+            f = np.where(f <= 1.0, f, 2.0 - f)
+            self.goal[:] = self.goal_p0 + f[:, None] * (self.goal_p1 - self.goal_p0)
+            self.final_goal[:] = self.goal
 
     def goal_step(self, collision: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Goal bookkeeping and reward terms after a move, given each vehicle's collision flag

@@ -33,7 +33,9 @@ class AGVWarehouseEnv(gym.Env):
     ``configs/layouts`` or one generated from ``layout_seed``). Other AGVs drive up and down
     aisles and pedestrians walk between waypoints when ``n_agvs`` / ``n_pedestrians`` > 0.
     Task ``reach``: reach a goal sampled in the layout's 'G' cells. Task ``pick_drop``: reach
-    the pick station 'P', then the drop station 'D'.
+    the pick station 'P', then the drop station 'D'. With ``goal_speed`` > 0 (task ``reach``)
+    the goal moves back and forth along ``goal_travel`` metres of the aisle nearest to its
+    sampled point, and the observed goal distance and bearing follow it.
 
     ## Action Space
     ``Box(-1, 1, (2,), float32)``: linear and angular velocity commands as fractions of
@@ -56,7 +58,8 @@ class AGVWarehouseEnv(gym.Env):
     ## Starting State
     Position uniform in a random 'S' cell (keeping clearance), heading uniform; the goal at
     least ``min_goal_distance`` away. ``reset(options={"start": (x, y, heading),
-    "goal": (x, y)})`` places them exactly.
+    "goal": (x, y)})`` places them exactly; ``"goal_path": ((x0, y0), (x1, y1))`` sets a
+    moving goal's path.
 
     ## Episode End
     Terminated on success or on a collision with a wall, shelf, AGV or pedestrian. Truncation
