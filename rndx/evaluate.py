@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rndx.agents import load_agent
 from rndx.config import to_dict
+from rndx.utils.cli import parse_key_values, to_bool
 from rndx.utils.headless import use_headless_backends
 from rndx.utils.io import atomic_write_json
 
@@ -180,23 +181,13 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-_CLI_KEYS = {"run": str, "episodes": int, "seed": int, "deterministic": str}
+_CLI_KEYS = {"run": str, "episodes": int, "seed": int, "deterministic": to_bool}
 _USAGE = "usage: python -m rndx.evaluate run=<dir> [episodes=N] [seed=S] [deterministic=true|false]"
 
 
 def parse_cli(argv: list[str]) -> dict[str, Any]:
     """Parse ``key=value`` arguments; unknown keys raise ValueError naming the valid ones."""
-    args: dict[str, Any] = {}
-    for item in argv:
-        key, sep, value = item.partition("=")
-        if not sep or key not in _CLI_KEYS:
-            raise ValueError(f"bad argument {item!r}; valid keys: {', '.join(_CLI_KEYS)}")
-        args[key] = _CLI_KEYS[key](value)
-    if "run" not in args:
-        raise ValueError("missing run=<dir>")
-    if "deterministic" in args:
-        args["deterministic"] = args["deterministic"].lower() in ("1", "true", "yes")
-    return args
+    return parse_key_values(argv, _CLI_KEYS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,7 @@ from typing import Any
 
 from rndx.monitors import MonitoredPolicy, load_monitor
 from rndx.monitors import monitor as _monitor
+from rndx.utils.cli import parse_key_values
 from rndx.utils.headless import use_headless_backends
 
 __all__ = ["MonitoredPolicy", "load_monitor", "main"]
@@ -55,18 +56,8 @@ def parse_cli(argv: list[str]) -> tuple[str, dict[str, Any]]:
     """``<command> key=value ...`` -> (command, typed args); errors name the valid keys."""
     if not argv or argv[0] not in _KEYS:
         raise ValueError(f"first argument must be one of {list(_KEYS)}, got {argv[:1]}")
-    cmd, keys = argv[0], _KEYS[argv[0]]
-    args: dict[str, Any] = {}
-    for item in argv[1:]:
-        key, sep, value = item.partition("=")
-        if not sep or key not in keys:
-            raise ValueError(f"bad argument {item!r} for {cmd}; valid keys: {', '.join(keys)}")
-        try:
-            args[key] = keys[key](value)
-        except ValueError:
-            raise ValueError(f"{key}={value!r} is not a valid {keys[key].__name__}") from None
-    if "run" not in args:
-        raise ValueError("missing run=<dir>")
+    cmd = argv[0]
+    args = parse_key_values(argv[1:], _KEYS[cmd], context=cmd)
     if "shifts" in args:
         from rndx.envs.shifts import get_shift
 

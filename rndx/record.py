@@ -20,6 +20,7 @@ import numpy as np
 
 from rndx.config import to_dict
 from rndx.evaluate import eval_seed, load_model_file, load_run_config
+from rndx.utils.cli import parse_key_values, to_bool
 from rndx.utils.headless import use_headless_backends
 from rndx.utils.io import atomic_save
 from rndx.viz.strip import REQUIRED_KEYS, strip_frames
@@ -280,7 +281,7 @@ _CLI_KEYS = {
     "seed": int,
     "format": str,
     "out": str,
-    "deterministic": str,
+    "deterministic": to_bool,
     "fps": float,
     "every": int,
     "scale": float,
@@ -294,20 +295,7 @@ _USAGE = (
 
 def parse_cli(argv: list[str]) -> dict[str, Any]:
     """Parse ``key=value`` arguments; unknown keys raise ValueError naming the valid ones."""
-    args: dict[str, Any] = {}
-    for item in argv:
-        key, sep, value = item.partition("=")
-        if not sep or key not in _CLI_KEYS:
-            raise ValueError(f"bad argument {item!r}; valid keys: {', '.join(_CLI_KEYS)}")
-        try:
-            args[key] = _CLI_KEYS[key](value)
-        except ValueError:
-            raise ValueError(f"{key}={value!r} is not a valid {_CLI_KEYS[key].__name__}") from None
-    if "run" not in args:
-        raise ValueError("missing run=<dir>")
-    if "deterministic" in args:
-        args["deterministic"] = args["deterministic"].lower() in ("1", "true", "yes")
-    return args
+    return parse_key_values(argv, _CLI_KEYS)
 
 
 def main(argv: list[str] | None = None) -> int:

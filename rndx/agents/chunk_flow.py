@@ -39,7 +39,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from rndx.utils.io import atomic_save
+from rndx.utils.io import atomic_save, load_torch_state
 
 _STD_FLOOR = 1e-2  # constant features (e.g. a lidar beam that never sees a wall) stay finite
 _FORMAT = "rndx.chunk_flow/1"
@@ -342,17 +342,7 @@ class ChunkFlowPolicy:
         :raises FileNotFoundError: if ``path`` is missing.
         :raises ValueError: if the file is corrupt or not a chunk_flow checkpoint.
         """
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"chunk_flow checkpoint {str(p)!r} not found")
-        try:
-            state = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises several types for a damaged archive
-            raise ValueError(f"chunk_flow checkpoint {str(p)!r} is corrupt: {exc}") from exc
-        if not isinstance(state, dict) or state.get("format") != _FORMAT:
-            raise ValueError(
-                f"{str(p)!r} is not a chunk_flow checkpoint (expected format {_FORMAT!r})"
-            )
+        state = load_torch_state(path, _FORMAT, "chunk_flow checkpoint")
         sp, st = state["spaces"], state["stats"]
         policy = cls(
             spaces.Box(sp["obs_low"].numpy(), sp["obs_high"].numpy(), dtype=np.float32),
@@ -365,7 +355,7 @@ class ChunkFlowPolicy:
             policy.net.load_state_dict(state["net"])
         except RuntimeError as exc:
             raise ValueError(
-                f"chunk_flow checkpoint {str(p)!r} does not match its settings: {exc}"
+                f"chunk_flow checkpoint {str(path)!r} does not match its settings: {exc}"
             ) from exc
         policy.num_timesteps = int(state.get("num_timesteps", 0))
         return policy

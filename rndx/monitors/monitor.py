@@ -31,7 +31,7 @@ from rndx.monitors.alarms import check_rule, first_alarm, rule_holds
 from rndx.monitors.calibration import KINDS, at_steps, cp_joint, min_calibration, thresholds
 from rndx.monitors.policies import as_monitorable
 from rndx.monitors.scores import RNDOE, ace, cell_widths, window_sums
-from rndx.utils.io import atomic_save
+from rndx.utils.io import atomic_save, load_torch_state
 
 _FORMAT = "rndx.monitor/1"
 _SCORE_BLOCK = 256  # observations per batched chunk-sampling call while calibrating
@@ -177,15 +177,7 @@ class Monitor:
     @classmethod
     def load(cls, path: str | Path) -> Monitor:
         """:raises FileNotFoundError, ValueError: missing, corrupt or foreign file."""
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"monitor file {str(p)!r} not found")
-        try:
-            s = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises several types for a damaged archive
-            raise ValueError(f"monitor file {str(p)!r} is corrupt: {exc}") from exc
-        if not isinstance(s, dict) or s.get("format") != _FORMAT:
-            raise ValueError(f"{str(p)!r} is not an rndx monitor (expected format {_FORMAT!r})")
+        s = load_torch_state(path, _FORMAT, "monitor file")
         rnd = None
         if s["rnd_oe"] is not None:
             rnd = RNDOE(**s["rnd_oe_hparams"])

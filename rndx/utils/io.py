@@ -66,3 +66,25 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def load_torch_state(path: str | os.PathLike[str], fmt: str, what: str) -> dict[str, Any]:
+    """Load a ``torch.save``-d dict whose ``"format"`` entry must equal ``fmt`` (on the CPU,
+    ``weights_only``: tensors and plain containers, no pickled code).
+
+    :param what: names the file in errors, e.g. ``"chunk_flow checkpoint"``.
+    :raises FileNotFoundError: if ``path`` is missing.
+    :raises ValueError: if the file is corrupt or of another format.
+    """
+    import torch
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{what} {str(p)!r} not found")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a damaged archive
+        raise ValueError(f"{what} {str(p)!r} is corrupt: {exc}") from exc
+    if not isinstance(state, dict) or state.get("format") != fmt:
+        raise ValueError(f"{str(p)!r} is not a {what} (expected format {fmt!r})")
+    return state

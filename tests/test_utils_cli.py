@@ -1,0 +1,44 @@
+"""The key=value parser shared by rndx.evaluate, rndx.record and rndx.monitor."""
+
+from __future__ import annotations
+
+import pytest
+
+from rndx.evaluate import parse_cli as evaluate_cli
+from rndx.monitor import parse_cli as monitor_cli
+from rndx.record import parse_cli as record_cli
+from rndx.utils.cli import parse_key_values, to_bool
+
+KEYS = {"run": str, "episodes": int, "deterministic": to_bool}
+
+
+def test_typed_values_and_required_run() -> None:
+    args = parse_key_values(["run=r", "episodes=5", "deterministic=False"], KEYS)
+    assert args == {"run": "r", "episodes": 5, "deterministic": False}
+    with pytest.raises(ValueError, match="missing run=<dir>"):
+        parse_key_values(["episodes=5"], KEYS)
+
+
+def test_errors_name_the_value_and_what_is_allowed() -> None:
+    with pytest.raises(ValueError, match=r"bad argument 'epsiodes=5'; valid keys: run, episodes"):
+        parse_key_values(["run=r", "epsiodes=5"], KEYS)
+    with pytest.raises(ValueError, match=r"bad argument 'run' for calibrate"):
+        parse_key_values(["run"], KEYS, context="calibrate")
+    with pytest.raises(ValueError, match=r"episodes='five' is not a valid int"):
+        parse_key_values(["run=r", "episodes=five"], KEYS)
+    with pytest.raises(ValueError, match=r"deterministic='maybe' is not a valid to_bool"):
+        parse_key_values(["run=r", "deterministic=maybe"], KEYS)
+
+
+def test_the_three_commands_share_it() -> None:
+    assert evaluate_cli(["run=r", "episodes=3", "deterministic=yes"])["deterministic"] is True
+    assert record_cli(["run=r", "every=2"])["every"] == 2
+    cmd, args = monitor_cli(["calibrate", "run=r", "delta=0.05"])
+    assert (cmd, args["delta"]) == ("calibrate", 0.05)
+    for parse, argv in (
+        (evaluate_cli, ["run=r", "episodes=x"]),
+        (record_cli, ["run=r", "scale=big"]),
+        (monitor_cli, ["evaluate", "run=r", "episodes=x"]),
+    ):
+        with pytest.raises(ValueError, match="is not a valid"):
+            parse(argv)
