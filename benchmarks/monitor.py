@@ -255,6 +255,10 @@ def main() -> None:
     p.add_argument("--chunk-window", type=int, default=2, help="window (scored steps), chunk")
     p.add_argument("--ppo-window", type=int, default=10, help="window (scored steps), PPO")
     p.add_argument("--threshold", default="cp_constant", help="threshold kind of the main table")
+    p.add_argument(
+        "--ace-factor", type=float, default=0.03, help="ACE cell width / calibration range"
+    )
+    p.add_argument("--out", default=None, help="results name (default: the task's)")
     args = p.parse_args()
     task = TASKS[args.task]
     env_id = task["env_id"]
@@ -280,7 +284,10 @@ def main() -> None:
     emit(
         f"- command: `python benchmarks/monitor.py --task {args.task} --episodes "
         f"{args.episodes} --calibration {args.calibration} --seeds "
-        f"{' '.join(map(str, args.seeds))}`"
+        f"{' '.join(map(str, args.seeds))}"
+        + (f" --ace-factor {args.ace_factor}" if args.ace_factor != 0.03 else "")
+        + (f" --out {args.out}" if args.out else "")
+        + "`"
     )
     suite = shifts_for(env_id)
     emit(
@@ -318,6 +325,7 @@ def main() -> None:
                 window=window,
                 threshold=args.threshold,
                 n_samples=args.n_samples,
+                ace_factor=args.ace_factor,
                 score_every=every,
                 seed=seed,
             )
@@ -374,7 +382,7 @@ def main() -> None:
         emit(
             f"\n### {name}: scored every {every} step(s)"
             f", window {window} scored steps, {args.threshold}, delta {args.delta}, "
-            f"B {args.n_samples}, "
+            f"B {args.n_samples}, ACE cells {args.ace_factor} x range, "
             f"mean over seeds {args.seeds}\n"
         )
         emit("| shift | success | method | TPR | TNR | accuracy | DT | TWA |")
@@ -509,8 +517,9 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     from rndx.utils.io import atomic_write_json, atomic_write_text
 
-    atomic_write_json(RESULTS / f"{task['results']}.json", report)
-    atomic_write_text(RESULTS / f"{task['results']}.md", "\n".join(lines) + "\n")
+    out = args.out or task["results"]
+    atomic_write_json(RESULTS / f"{out}.json", report)
+    atomic_write_text(RESULTS / f"{out}.md", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
