@@ -142,7 +142,10 @@ def _push_shifts() -> dict[str, Shift]:
     from rndx.envs.mujoco.push import SHIFTS as PUSH_KWARGS  # imports no MuJoCo
 
     if set(PUSH_KWARGS) != set(_PUSH_TEXT):
-        raise RuntimeError(f"push shifts {sorted(PUSH_KWARGS)} lack descriptions {_PUSH_TEXT}")
+        raise RuntimeError(
+            f"rndx.envs.mujoco.push.SHIFTS {sorted(PUSH_KWARGS)} and their descriptions "
+            f"{sorted(_PUSH_TEXT)} must name the same shifts"
+        )
     return {
         name: Shift(name, *_PUSH_TEXT[name], options=lambda seed, kw=kw: dict(kw))
         for name, kw in PUSH_KWARGS.items()
