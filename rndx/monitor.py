@@ -8,7 +8,8 @@ rule="and")`` and the command line
 
 ``calibrate`` rolls out the run's policy on its env, keeps the successful rollouts,
 calibrates FIPER on them and saves ``<run>/monitor.pt``. ``evaluate`` rolls out under each
-named shift (:mod:`rndx.envs.shifts`) and prints TPR, TNR, accuracy, DT and TWA of FIPER,
+named shift of the run's env (:mod:`rndx.envs.shifts`: the AGV suite, the push suite; all of
+them by default) and prints TPR, TNR, accuracy, DT and TWA of FIPER,
 RND-OE alone, ACE alone and the OR rule as one table (also written to
 ``<run>/monitor_eval_<seed>.json``).
 
@@ -58,13 +59,8 @@ def parse_cli(argv: list[str]) -> tuple[str, dict[str, Any]]:
         raise ValueError(f"first argument must be one of {list(_KEYS)}, got {argv[:1]}")
     cmd = argv[0]
     args = parse_key_values(argv[1:], _KEYS[cmd], context=cmd)
-    if "shifts" in args:
-        from rndx.envs.shifts import get_shift
-
-        names = [s.strip() for s in args["shifts"].strip("[]").split(",") if s.strip()]
-        for name in names:
-            get_shift(name)  # unknown names fail here, listing the known ones
-        args["shifts"] = names
+    if "shifts" in args:  # names are checked against the run's env in evaluate_run
+        args["shifts"] = [s.strip() for s in args["shifts"].strip("[]").split(",") if s.strip()]
     return cmd, args
 
 
@@ -109,12 +105,17 @@ def calibrate_run(run: str, episodes: int = 50, seed: int | None = None, **optio
 
 def evaluate_run(run: str, shifts: list[str] | None = None, episodes: int = 100, seed=None):
     """Evaluate ``<run>/monitor.pt`` on each shift; write ``monitor_eval_<seed>.json``."""
-    from rndx.envs.shifts import known_shifts
+    from rndx.envs import resolve_env_id
+    from rndx.envs.shifts import get_shift, known_shifts
     from rndx.monitors.evaluation import evaluate_shift
     from rndx.monitors.monitor import Monitor
     from rndx.utils.io import atomic_write_json
 
     cfg, model, env = _load_run(run)
+    env["env_id"] = resolve_env_id(env["env_id"])
+    shifts = shifts or known_shifts(env["env_id"])
+    for name in shifts:  # before any rollout: an unknown name lists the env's known ones
+        get_shift(name, env["env_id"])
     mon = Monitor.load(Path(run) / "monitor.pt")
     seed = int(cfg.seed) + 3000 if seed is None else seed
     results = [
@@ -129,7 +130,7 @@ def evaluate_run(run: str, shifts: list[str] | None = None, episodes: int = 100,
             env["env_kwargs"],
             env["deterministic"],
         )
-        for s in (shifts or known_shifts())
+        for s in shifts
     ]
     atomic_write_json(Path(run) / f"monitor_eval_{seed}.json", results)
     return results

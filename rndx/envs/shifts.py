@@ -1,4 +1,11 @@
-"""Named, seedable distribution shifts for the AGV warehouse, to provoke (or not) failures.
+"""Named, seedable distribution shifts per env family, to provoke (or not) failures.
+
+Each env family registers its suite with :func:`register_shifts` (the AGV warehouse ids and
+rndx/MujocoPush-v0 here); :func:`shifts_for` looks a suite up by env id, and an id without one
+gets ``nominal`` only. Every function takes ``env_id`` (default: the AGV warehouse), so an
+unknown name is an error that lists the shifts known for that env.
+
+AGV warehouse (the rest of this docstring):
 
 Each shift is env options (keyword overrides of :class:`~rndx.envs.agv.core.AGVConfig`) plus,
 where options cannot express it, a reset hook that edits the freshly reset core (goal,
@@ -25,6 +32,7 @@ import gymnasium as gym
 import numpy as np
 
 ResetHook = Callable[[Any, int, np.random.Generator], None]
+DEFAULT_ENV = "rndx/AGVWarehouse-v0"
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,7 @@ def _goal_shift(core: Any, i: int, rng: np.random.Generator, radius: float = 0.4
             return
 
 
-SHIFTS: dict[str, Shift] = {
+AGV_SHIFTS: dict[str, Shift] = {
     s.name: s
     for s in (
         Shift("nominal", "no shift (held-out in-distribution rollouts)", True),
@@ -118,40 +126,98 @@ SHIFTS: dict[str, Shift] = {
 }
 
 
-def known_shifts() -> list[str]:
-    return list(SHIFTS)
+# The push task's shifts are constructor keywords (rndx.envs.mujoco.push.SHIFTS holds their
+# values); here they get a description and whether they should leave success unchanged.
+_PUSH_TEXT = {
+    "nominal": ("no shift (held-out in-distribution rollouts)", True),
+    "goal_nudge": ("the goal moved by (0.02, -0.02) m, inside the 5 cm goal radius", True),
+    "heavy_block": ("block mass 1.0 kg instead of 0.1 kg", False),
+    "high_friction": ("block sliding friction 1.5 instead of 0.5", False),
+    "goal_offset": ("the goal moved by (0.1, 0.1) m, towards the field's edge", False),
+    "obstacle": ("an unobserved 6 cm box halfway between the block and the goal", False),
+}
 
 
-def get_shift(name: str) -> Shift:
-    """:raises ValueError: for an unknown name, listing the known ones."""
+def _push_shifts() -> dict[str, Shift]:
+    from rndx.envs.mujoco.push import SHIFTS as PUSH_KWARGS  # imports no MuJoCo
+
+    if set(PUSH_KWARGS) != set(_PUSH_TEXT):
+        raise RuntimeError(
+            f"rndx.envs.mujoco.push.SHIFTS {sorted(PUSH_KWARGS)} and their descriptions "
+            f"{sorted(_PUSH_TEXT)} must name the same shifts"
+        )
+    return {
+        name: Shift(name, *_PUSH_TEXT[name], options=lambda seed, kw=kw: dict(kw))
+        for name, kw in PUSH_KWARGS.items()
+    }
+
+
+NOMINAL_ONLY = {"nominal": AGV_SHIFTS["nominal"]}
+# family -> (env ids, shifts); filled by register_shifts
+_SUITES: dict[str, tuple[tuple[str, ...], dict[str, Shift]]] = {}
+
+
+def register_shifts(family: str, env_ids: Any, shifts: dict[str, Shift]) -> None:
+    """Register the named shifts of an env family (``env_ids``: the ids they apply to). The
+    suite must hold ``nominal`` (calibration rolls out under it)."""
+    if "nominal" not in shifts:
+        raise ValueError(f"shift suite {family!r} needs a 'nominal' shift; got {sorted(shifts)}")
+    _SUITES[family] = (tuple(env_ids), dict(shifts))
+
+
+def shifts_for(env_id: str = DEFAULT_ENV) -> dict[str, Shift]:
+    """The named shifts of ``env_id``'s family; ``{"nominal"}`` only for an id without a
+    registered suite."""
+    for ids, shifts in _SUITES.values():
+        if env_id in ids:
+            return shifts
+    return NOMINAL_ONLY
+
+
+def known_shifts(env_id: str = DEFAULT_ENV) -> list[str]:
+    return list(shifts_for(env_id))
+
+
+def get_shift(name: str, env_id: str = DEFAULT_ENV) -> Shift:
+    """:raises ValueError: for a name unknown for ``env_id``, listing the known ones."""
     try:
-        return SHIFTS[name]
+        return shifts_for(env_id)[name]
     except KeyError:
-        raise ValueError(f"unknown shift {name!r}; known: {known_shifts()}") from None
+        raise ValueError(
+            f"unknown shift {name!r} for {env_id}; known: {known_shifts(env_id)}"
+        ) from None
 
 
-def shifted_kwargs(name: str, env_kwargs: dict[str, Any] | None, seed: int = 0) -> dict[str, Any]:
+def shifted_kwargs(
+    name: str, env_kwargs: dict[str, Any] | None, seed: int = 0, env_id: str = DEFAULT_ENV
+) -> dict[str, Any]:
     """The env's keyword arguments with shift ``name`` applied (the shift's keys win)."""
-    return {**(env_kwargs or {}), **get_shift(name).options(int(seed))}
+    return {**(env_kwargs or {}), **get_shift(name, env_id).options(int(seed))}
 
 
-def apply_reset_hook(name: str, core: Any, idx: Any, rngs: list[np.random.Generator]) -> None:
+def apply_reset_hook(
+    name: str, core: Any, idx: Any, rngs: list[np.random.Generator], env_id: str = DEFAULT_ENV
+) -> None:
     """Run the shift's reset hook on vehicles ``idx`` of a freshly reset core (a no-op for
     shifts without one); ``rngs[i]`` is vehicle i's generator."""
-    hook = get_shift(name).reset_hook
+    hook = get_shift(name, env_id).reset_hook
     if hook is not None:
         for i in np.atleast_1d(np.asarray(idx, dtype=np.int64)):
             hook(core, int(i), rngs[int(i)])
 
 
 class ShiftWrapper(gym.Wrapper):
-    """The reset hook of shift ``name`` on a single rndx AGV env (whose options the caller
-    already shifted, e.g. with :func:`make_shifted_env`). The observation returned by
-    ``reset`` is taken after the hook, so it shows the shifted goal / clutter."""
+    """The reset hook of shift ``name`` (of ``env_id``'s suite; default: the wrapped env's id)
+    on a single env whose options the caller already shifted, e.g. with
+    :func:`make_shifted_env`. Only AGV shifts have hooks; for the others this passes through.
+    The observation returned by ``reset`` is taken after the hook, so it shows the shifted
+    goal / clutter."""
 
-    def __init__(self, env: gym.Env, name: str) -> None:
+    def __init__(self, env: gym.Env, name: str, env_id: str | None = None) -> None:
         super().__init__(env)
-        self.shift = get_shift(name)
+        if env_id is None:
+            env_id = env.spec.id if env.spec is not None else DEFAULT_ENV
+        self.shift = get_shift(name, env_id)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
@@ -165,5 +231,17 @@ class ShiftWrapper(gym.Wrapper):
 
 def make_shifted_env(env_id: str, name: str, seed: int = 0, **kwargs: Any) -> gym.Env:
     """``gymnasium.make(env_id)`` with shift ``name`` applied (options and reset hook)."""
-    env = gym.make(env_id, **shifted_kwargs(name, kwargs, seed))
-    return ShiftWrapper(env, name)
+    env = gym.make(env_id, **shifted_kwargs(name, kwargs, seed, env_id))
+    return ShiftWrapper(env, name, env_id)
+
+
+def _register_builtin() -> None:
+    from rndx.envs import AGV_IDS
+    from rndx.envs.mujoco.push import ENV_ID as PUSH_ID
+
+    register_shifts("agv", AGV_IDS, AGV_SHIFTS)
+    register_shifts("mujoco_push", [PUSH_ID], _push_shifts())
+
+
+_register_builtin()
+SHIFTS = AGV_SHIFTS  # the AGV suite under its historical name

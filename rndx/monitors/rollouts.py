@@ -1,4 +1,9 @@
-"""Batched rollouts of a policy on an rndx AGV env, under a named shift, kept whole.
+"""Batched rollouts of a policy on an env, under a named shift, kept whole.
+
+rndx's AGV ids run on the batched core (one numpy step for the whole batch); any other
+Gymnasium id (the MuJoCo push task, the PyBullet AGV) runs as a batch of single envs stepped
+in lockstep, the policy predicting for the whole batch at once. Shift names are looked up in
+the env's family suite (:func:`rndx.envs.shifts.shifts_for`).
 
 The monitor only watches, it never changes what the policy does, so a rollout can be run
 first and scored afterwards (in large batches) with exactly the result an online monitor
@@ -46,17 +51,47 @@ def run_rollouts(
     Episode k uses vehicle seed ``seed + k`` (so two calls with the same arguments see the same
     start states, and different seeds different ones).
     """
-    from rndx.envs import AGV_IDS
+    from rndx.envs import AGV_IDS, resolve_env_id
+    from rndx.envs.shifts import get_shift
+
+    if n_episodes < 1:
+        raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
+    env_id = resolve_env_id(env_id)
+    get_shift(shift, env_id)  # an unknown name fails here, listing the env's known ones
+    if env_id not in AGV_IDS:
+        return _gym_rollouts(
+            policy,
+            env_id,
+            n_episodes,
+            seed,
+            max_episode_steps,
+            env_kwargs,
+            shift,
+            deterministic,
+            batch,
+        )
+    return _agv_rollouts(
+        policy,
+        env_id,
+        n_episodes,
+        seed,
+        max_episode_steps,
+        env_kwargs,
+        shift,
+        deterministic,
+        batch,
+    )
+
+
+def _agv_rollouts(
+    policy, env_id, n_episodes, seed, max_episode_steps, env_kwargs, shift, deterministic, batch
+) -> list[Rollout]:
     from rndx.envs.agv.core import AGVConfig, AGVCore, validate_actions
     from rndx.envs.shifts import apply_reset_hook, shifted_kwargs
 
-    if env_id not in AGV_IDS:
-        raise ValueError(f"rollouts run on the rndx AGV ids {sorted(AGV_IDS)}, got {env_id!r}")
-    if n_episodes < 1:
-        raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
     spec = gym.spec(env_id)
     steps = int(max_episode_steps or spec.max_episode_steps)
-    kwargs = shifted_kwargs(shift, {**spec.kwargs, **(env_kwargs or {})}, seed)
+    kwargs = shifted_kwargs(shift, {**spec.kwargs, **(env_kwargs or {})}, seed, env_id)
     cfg = AGVConfig.from_kwargs(**kwargs)
     out: list[Rollout] = []
     for start in range(0, n_episodes, batch):
@@ -64,7 +99,7 @@ def run_rollouts(
         core = AGVCore(n, cfg)
         core.seed([seed + start + k for k in range(n)])
         core.reset_envs(np.arange(n))
-        apply_reset_hook(shift, core, np.arange(n), core.rngs)
+        apply_reset_hook(shift, core, np.arange(n), core.rngs, env_id)
         for i in range(n):  # a hook may have moved goals: refresh progress baselines
             core.prev_dist[i] = np.hypot(*(core.goal[i] - core.pos[i]))
         if hasattr(policy, "reset"):
@@ -94,4 +129,62 @@ def run_rollouts(
             Rollout(trace[: length[i], i].copy(), bool(success[i]), bool(collision[i]))
             for i in range(n)
         ]
+    return out
+
+
+def _gym_rollouts(
+    policy, env_id, n_episodes, seed, max_episode_steps, env_kwargs, shift, deterministic, batch
+) -> list[Rollout]:
+    """Any Gymnasium id: ``batch`` single envs (built with the shifted keywords) stepped in
+    lockstep; env k of the batch is reset with seed ``seed + start + k``. An episode ends on
+    termination or truncation; success is the final ``info["is_success"]``, collision
+    ``info["collision"]`` (False where the env reports none)."""
+    from rndx.envs import _flatten_dict
+    from rndx.envs.shifts import make_shifted_env
+
+    steps = max_episode_steps or gym.spec(env_id).max_episode_steps
+    if steps is None:
+        raise ValueError(f"{env_id} has no max_episode_steps; pass max_episode_steps=")
+    steps = int(steps)
+    envs = [
+        _flatten_dict(
+            make_shifted_env(env_id, shift, seed, max_episode_steps=steps, **dict(env_kwargs or {}))
+        )
+        for _ in range(min(batch, n_episodes))
+    ]
+    out: list[Rollout] = []
+    try:
+        for start in range(0, n_episodes, batch):
+            n = min(batch, n_episodes - start)
+            obs = np.stack([envs[k].reset(seed=seed + start + k)[0] for k in range(n)])
+            obs = obs.astype(np.float32).reshape(n, -1)
+            if hasattr(policy, "reset"):
+                policy.reset()
+            trace = np.zeros((steps, n, obs.shape[1]), dtype=np.float32)
+            active = np.ones(n, dtype=bool)
+            length = np.full(n, steps, dtype=np.int64)
+            success = np.zeros(n, dtype=bool)
+            collision = np.zeros(n, dtype=bool)
+            starts = np.ones(n, dtype=bool)
+            for t in range(steps):
+                trace[t] = obs
+                actions, _ = policy.predict(obs, episode_start=starts, deterministic=deterministic)
+                starts[:] = False
+                for k in np.flatnonzero(active):
+                    o, _, term, trunc, info = envs[k].step(actions[k])
+                    obs[k] = np.asarray(o, dtype=np.float32).reshape(-1)
+                    if term or trunc or t + 1 == steps:
+                        active[k] = False
+                        length[k] = t + 1
+                        success[k] = bool(info.get("is_success", False))
+                        collision[k] = bool(info.get("collision", False))
+                if not active.any():
+                    break
+            out += [
+                Rollout(trace[: length[i], i].copy(), bool(success[i]), bool(collision[i]))
+                for i in range(n)
+            ]
+    finally:
+        for env in envs:
+            env.close()
     return out

@@ -367,3 +367,16 @@ def test_package_ids_are_imported_and_dict_observations_flattened() -> None:
     venv = make_sb3_vec_env("gymnasium_robotics:PointMaze_UMaze-v3", 2, seed=0)
     assert isinstance(venv.observation_space, gym.spaces.Box)
     assert venv.reset().shape == (2, venv.observation_space.shape[0])
+
+
+def test_push_obstacle_blocks_from_the_first_episode_of_a_fresh_env() -> None:
+    """Regression: MuJoCo's broadphase also filters by the obstacle BODY's collision flags;
+    they must be switched on with the geom's, or the first episode's obstacle is a ghost."""
+    for first in (True, False):
+        env = gym.make(PUSH, obstacle=(0.1, 0.0)).unwrapped
+        if not first:
+            env.reset(seed=0)
+        env.reset(seed=1, options={"pusher": (-0.1, 0.0), "block": (0.0, 0.0, 0.0)})
+        for _ in range(60):  # 3 s at 0.25 m/s: far past the obstacle if it were not there
+            env.step(np.array([1.0, 0.0], dtype=np.float32))
+        assert env.block_xy[0] < 0.1 - 0.05, first  # stopped at the obstacle's face

@@ -87,5 +87,5 @@ def test_rollouts_are_labelled_by_the_env():
     assert not any(r.success or r.collision for r in idle)
     again = run_rollouts(Still(), ENV, 3, seed=0, max_episode_steps=20, batch=2)
     np.testing.assert_array_equal(idle[2].obs, again[2].obs)  # seeded
-    with pytest.raises(ValueError, match="AGV ids"):
-        run_rollouts(Still(), "CartPole-v1", 1)
+    with pytest.raises(ValueError, match="unknown env id"):
+        run_rollouts(Still(), "NoSuchEnv-v9", 1)

@@ -27,8 +27,11 @@ OBS_DIM = 16
 SHIFT_KEYS = ("block_mass", "block_friction", "goal_offset", "obstacle")
 # Named distribution shifts for the runtime monitor: keywords for gym.make(ENV_ID, **shift) or
 # reset options. Nominal: block_mass 0.1 kg, block_friction 0.5, no goal offset, no obstacle.
+# goal_nudge is benign (the goal moves well inside its 5 cm radius: success should not change),
+# for the monitor's false alarms; the others are meant to cause failures.
 SHIFTS: dict[str, dict[str, Any]] = {
     "nominal": {},
+    "goal_nudge": {"goal_offset": (0.02, -0.02)},
     "heavy_block": {"block_mass": 1.0},
     "high_friction": {"block_friction": 1.5},
     "goal_offset": {"goal_offset": (0.1, 0.1)},
@@ -236,14 +239,19 @@ class MujocoPushEnv(gym.Env):
 
     def _place_obstacle(self, xy: np.ndarray | None) -> None:
         m, g = self.model, self._obstacle
+        b = m.geom_bodyid[g]
         self.obstacle_xy = None if xy is None else np.asarray(xy, dtype=np.float64)
+        on = 0 if xy is None else 1
+        # the broadphase filters by the BODY's flags too (derived from its geoms only by
+        # mj_setConst): without setting them the obstacle collides with nothing in the first
+        # episode of a freshly built env
+        m.geom_contype[g] = m.geom_conaffinity[g] = on
+        m.body_contype[b] = m.body_conaffinity[b] = on
         if xy is None:
             self.data.mocap_pos[0] = (0.0, 0.0, -1.0)
-            m.geom_contype[g] = m.geom_conaffinity[g] = 0
             m.geom_rgba[g, 3] = 0.0
         else:
             self.data.mocap_pos[0] = (xy[0], xy[1], 0.04)
-            m.geom_contype[g] = m.geom_conaffinity[g] = 1
             m.geom_rgba[g] = self._obstacle_rgba
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
