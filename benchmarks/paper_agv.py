@@ -19,7 +19,7 @@ target object that moves in the dynamic scenes, the episode caps (2000, 2000, 30
 steps), a sparse extrinsic reward, continuous actions and positions, PPO vs RND-PPO. What
 the paper's public text (abstract and summaries; no code) leaves open, and rndx's choice:
 the warehouse geometry (simple: the 18 m x 12 m two-block ``small`` layout; complex: the
-36 m x 22 m six-block ``large`` layout with cross aisles and four goal regions), how the
+34 m x 22 m six-block ``large`` layout with cross aisles and four goal regions), how the
 target moves (ping-pong along ``goal_travel`` = 6 m of the aisle lane nearest to its
 sampled spawn point, at ``goal_speed`` = 0.5 m/s, a third of the vehicle's top speed, so it
 can be caught), whether other traffic moves in the dynamic scenes (yes: the AGVs and
@@ -169,8 +169,8 @@ def main() -> None:
     p.add_argument("--scenes", nargs="+", default=list(SCENES), choices=SCENES)
     p.add_argument("--agents", nargs="+", default=["ppo", "ppo_rnd", "ppo_rdd"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--steps", type=int, default=49_152)  # 12 rollouts of 16 x 256
-    p.add_argument("--window", type=int, default=8192)
+    p.add_argument("--steps", type=int, default=131_072)  # 32 rollouts of 16 x 256
+    p.add_argument("--window", type=int, default=16_384)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--tag", default="paper_agv")
     p.add_argument("--replot", action="store_true", help="table and PNG from <tag>.json only")
