@@ -75,10 +75,9 @@ def make_sb3_vec_env(
     make_kwargs: dict[str, Any] = dict(env_kwargs or {})
     if max_episode_steps is not None:
         make_kwargs["max_episode_steps"] = max_episode_steps
-    return VecMonitor(
-        make_vec_env(
-            env_id, n_envs=n_envs, seed=seed, env_kwargs=make_kwargs, wrapper_class=_flatten_dict
-        )
+    # make_vec_env wraps each env in SB3's Monitor already: the same episode statistics
+    return make_vec_env(
+        env_id, n_envs=n_envs, seed=seed, env_kwargs=make_kwargs, wrapper_class=_flatten_dict
     )
 
 
