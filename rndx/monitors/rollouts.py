@@ -83,6 +83,37 @@ def run_rollouts(
     )
 
 
+def _lockstep(policy, obs: np.ndarray, steps: int, step_fn, deterministic: bool) -> list[Rollout]:
+    """Run n episodes side by side from observations ``obs`` (n, obs_dim) for at most
+    ``steps`` steps; ``step_fn(actions, active, t)`` advances the still-active ones and returns
+    (next obs, done, success, collision) flags for all n (only the done ones are read)."""
+    n = obs.shape[0]
+    if hasattr(policy, "reset"):
+        policy.reset()
+    trace = np.zeros((steps, n, obs.shape[1]), dtype=np.float32)
+    active = np.ones(n, dtype=bool)
+    length = np.full(n, steps, dtype=np.int64)
+    success = np.zeros(n, dtype=bool)
+    collision = np.zeros(n, dtype=bool)
+    starts = np.ones(n, dtype=bool)
+    for t in range(steps):
+        trace[t] = obs
+        actions, _ = policy.predict(obs, episode_start=starts, deterministic=deterministic)
+        starts[:] = False
+        obs, done, succ, coll = step_fn(np.asarray(actions), active.copy(), t)
+        done &= active
+        success[done] = succ[done]
+        collision[done] = coll[done]
+        length[done] = t + 1
+        active &= ~done
+        if not active.any():
+            break
+    return [
+        Rollout(trace[: length[i], i].copy(), bool(success[i]), bool(collision[i]))
+        for i in range(n)
+    ]
+
+
 def _agv_rollouts(
     policy, env_id, n_episodes, seed, max_episode_steps, env_kwargs, shift, deterministic, batch
 ) -> list[Rollout]:
@@ -102,33 +133,15 @@ def _agv_rollouts(
         apply_reset_hook(shift, core, np.arange(n), core.rngs, env_id)
         for i in range(n):  # a hook may have moved goals: refresh progress baselines
             core.prev_dist[i] = np.hypot(*(core.goal[i] - core.pos[i]))
-        if hasattr(policy, "reset"):
-            policy.reset()
         obs = core.observe()
-        trace = np.zeros((steps, n, obs.shape[1]), dtype=np.float32)
-        active = np.ones(n, dtype=bool)
-        length = np.full(n, steps, dtype=np.int64)
-        success = np.zeros(n, dtype=bool)
-        collision = np.zeros(n, dtype=bool)
-        starts = np.ones(n, dtype=bool)
-        for t in range(steps):
-            trace[t] = obs
-            actions, _ = policy.predict(obs, episode_start=starts, deterministic=deterministic)
-            starts[:] = False
+
+        def step_core(actions: np.ndarray, active: np.ndarray, t: int, core=core, n=n):
             a = validate_actions(np.where(active[:, None], actions, 0.0), n)
             _, ev = core.step(a)
             done = active & (ev["success"] | ev["collision"])
-            success[done] = ev["success"][done]
-            collision[done] = ev["collision"][done]
-            length[done] = t + 1
-            active &= ~done
-            if not active.any():
-                break
-            obs = core.observe()
-        out += [
-            Rollout(trace[: length[i], i].copy(), bool(success[i]), bool(collision[i]))
-            for i in range(n)
-        ]
+            return core.observe(), done, ev["success"], ev["collision"]
+
+        out += _lockstep(policy, obs, steps, step_core, deterministic)
     return out
 
 
@@ -158,32 +171,19 @@ def _gym_rollouts(
             n = min(batch, n_episodes - start)
             obs = np.stack([envs[k].reset(seed=seed + start + k)[0] for k in range(n)])
             obs = obs.astype(np.float32).reshape(n, -1)
-            if hasattr(policy, "reset"):
-                policy.reset()
-            trace = np.zeros((steps, n, obs.shape[1]), dtype=np.float32)
-            active = np.ones(n, dtype=bool)
-            length = np.full(n, steps, dtype=np.int64)
-            success = np.zeros(n, dtype=bool)
-            collision = np.zeros(n, dtype=bool)
-            starts = np.ones(n, dtype=bool)
-            for t in range(steps):
-                trace[t] = obs
-                actions, _ = policy.predict(obs, episode_start=starts, deterministic=deterministic)
-                starts[:] = False
+
+            def step_envs(actions: np.ndarray, active: np.ndarray, t: int, obs=obs, n=n):
+                done, success, collision = (np.zeros(n, dtype=bool) for _ in range(3))
                 for k in np.flatnonzero(active):
                     o, _, term, trunc, info = envs[k].step(actions[k])
                     obs[k] = np.asarray(o, dtype=np.float32).reshape(-1)
                     if term or trunc or t + 1 == steps:
-                        active[k] = False
-                        length[k] = t + 1
+                        done[k] = True
                         success[k] = bool(info.get("is_success", False))
                         collision[k] = bool(info.get("collision", False))
-                if not active.any():
-                    break
-            out += [
-                Rollout(trace[: length[i], i].copy(), bool(success[i]), bool(collision[i]))
-                for i in range(n)
-            ]
+                return obs, done, success, collision
+
+            out += _lockstep(policy, obs, steps, step_envs, deterministic)
     finally:
         for env in envs:
             env.close()
