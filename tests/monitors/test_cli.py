@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rndx.monitor import main, parse_cli
+from tests.monitors import tiny_chunk_policy
 
 
 def test_parse_cli():
@@ -34,7 +35,6 @@ def test_calibrate_a_run_whose_policy_never_succeeds_says_so(tmp_path, capsys):
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from rndx.agents.chunk_flow import ChunkFlowPolicy
     from rndx.envs import make_sb3_vec_env
     from rndx.paths import config_dir
 
@@ -42,16 +42,7 @@ def test_calibrate_a_run_whose_policy_never_succeeds_says_so(tmp_path, capsys):
         cfg = compose("train", overrides=["agent=chunk_flow", "env.max_episode_steps=30"])
     (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     venv = make_sb3_vec_env("rndx/AGVWarehouse-v0", 1, 0)
-    policy = ChunkFlowPolicy(
-        venv.observation_space,
-        venv.action_space,
-        horizon=4,
-        execute=2,
-        embedding_dim=8,
-        encoder_hidden=(16,),
-        velocity_hidden=(16,),
-        flow_steps=2,
-    )
+    policy = tiny_chunk_policy(venv.observation_space, venv.action_space)
     venv.close()
     policy.save(tmp_path / "model.zip")
     assert main(["calibrate", f"run={tmp_path}", "episodes=3"]) == 2

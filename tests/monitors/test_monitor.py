@@ -18,6 +18,7 @@ from rndx.monitors import (
     load_monitor,
 )
 from rndx.monitors.scores import window_sums
+from tests.monitors import tiny_chunk_policy
 
 CONTRACT_KEYS = {
     "rnd_oe",
@@ -190,19 +191,8 @@ def test_too_few_calibration_rollouts_is_a_clear_error():
 
 
 def test_gym_wrapper_puts_the_dict_into_info():
-    from rndx.agents.chunk_flow import ChunkFlowPolicy
-
     env = gym.make("rndx/AGVWarehouse-v0")
-    policy = ChunkFlowPolicy(
-        env.observation_space,
-        env.action_space,
-        horizon=4,
-        execute=2,
-        embedding_dim=8,
-        encoder_hidden=(16,),
-        velocity_hidden=(16,),
-        flow_steps=2,
-    )
+    policy = tiny_chunk_policy(env.observation_space, env.action_space)
     rng = np.random.default_rng(6)
     low, high = env.observation_space.low, env.observation_space.high
     cal = [rng.uniform(low, high, (15, len(low))).astype(np.float32) for _ in range(20)]
@@ -222,7 +212,6 @@ def test_gym_wrapper_puts_the_dict_into_info():
 def test_adapters():
     from stable_baselines3 import PPO
 
-    from rndx.agents.chunk_flow import ChunkFlowPolicy
     from rndx.envs import make_sb3_vec_env
 
     venv = make_sb3_vec_env("rndx/AGVWarehouse-v0", 2, 0)
@@ -233,16 +222,7 @@ def test_adapters():
     chunks = ad.sample_chunks(obs, 16)
     assert chunks.shape == (2, 16, 1, 2) and np.all(np.abs(chunks) <= 1.0)
     assert chunks[:, :, 0].std() > 0  # stochastic policy: B different actions
-    chunk_policy = ChunkFlowPolicy(
-        venv.observation_space,
-        venv.action_space,
-        horizon=4,
-        execute=2,
-        embedding_dim=8,
-        encoder_hidden=(16,),
-        velocity_hidden=(16,),
-        flow_steps=2,
-    )
+    chunk_policy = tiny_chunk_policy(venv.observation_space, venv.action_space)
     cad = as_monitorable(chunk_policy)
     assert cad.embed(obs[0]).shape == (1, 8)
     assert cad.sample_chunks(obs, 5).shape == (2, 5, 4, 2)

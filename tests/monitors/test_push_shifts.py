@@ -11,6 +11,7 @@ from rndx.envs.mujoco import push_expert
 from rndx.envs.mujoco.push import REACH
 from rndx.envs.shifts import get_shift, known_shifts, shifted_kwargs, shifts_for
 from rndx.monitors.rollouts import run_rollouts
+from tests.monitors import tiny_chunk_policy
 
 PUSH = "rndx/MujocoPush-v0"
 GOAL = slice(10, 12)  # the goal (x, y) in a push observation
@@ -99,7 +100,6 @@ def test_evaluate_cli_checks_shift_names_against_the_runs_env(tmp_path, capsys):
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from rndx.agents.chunk_flow import ChunkFlowPolicy
     from rndx.envs import make_sb3_vec_env
     from rndx.monitor import main
     from rndx.paths import config_dir
@@ -108,16 +108,7 @@ def test_evaluate_cli_checks_shift_names_against_the_runs_env(tmp_path, capsys):
         cfg = compose("train", overrides=["agent=chunk_flow", "env=mujoco_push"])
     (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     venv = make_sb3_vec_env(PUSH, 1, 0)
-    policy = ChunkFlowPolicy(
-        venv.observation_space,
-        venv.action_space,
-        horizon=4,
-        execute=2,
-        embedding_dim=8,
-        encoder_hidden=(16,),
-        velocity_hidden=(16,),
-        flow_steps=2,
-    )
+    policy = tiny_chunk_policy(venv.observation_space, venv.action_space)
     venv.close()
     policy.save(tmp_path / "model.zip")
     assert main(["evaluate", f"run={tmp_path}", "shifts=[heavy_block,crowd]"]) == 2
