@@ -12,6 +12,7 @@ single env seeded with ``s + i``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -106,6 +107,11 @@ def validate_actions(actions: Any, n: int) -> np.ndarray:
     """Actions as a float (n, 2) array; wrong shape or non-finite values raise ValueError.
 
     Finite values outside [-1, 1] are clipped (documented behaviour of the action space)."""
+    if n == 1 and isinstance(actions, np.ndarray) and actions.shape in ((2,), (1, 2)):
+        # the single env's hot path: two Python floats are cheaper than array reductions
+        v, w = float(actions.flat[0]), float(actions.flat[1])
+        if math.isfinite(v) and math.isfinite(w):
+            return np.array([[min(max(v, -1.0), 1.0), min(max(w, -1.0), 1.0)]])
     a = np.asarray(actions, dtype=np.float64)
     if a.shape != (n, 2):
         if n == 1 and a.shape == (2,):
