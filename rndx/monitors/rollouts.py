@@ -58,28 +58,9 @@ def run_rollouts(
         raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
     env_id = resolve_env_id(env_id)
     get_shift(shift, env_id)  # an unknown name fails here, listing the env's known ones
-    if env_id not in AGV_IDS:
-        return _gym_rollouts(
-            policy,
-            env_id,
-            n_episodes,
-            seed,
-            max_episode_steps,
-            env_kwargs,
-            shift,
-            deterministic,
-            batch,
-        )
-    return _agv_rollouts(
-        policy,
-        env_id,
-        n_episodes,
-        seed,
-        max_episode_steps,
-        env_kwargs,
-        shift,
-        deterministic,
-        batch,
+    rollouts = _agv_rollouts if env_id in AGV_IDS else _gym_rollouts
+    return rollouts(
+        policy, env_id, n_episodes, seed, max_episode_steps, env_kwargs, shift, deterministic, batch
     )
 
 

@@ -16,21 +16,10 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import rndx  # noqa: F401  (registers the ids)
 from rndx.envs import ROBOT_IDS, make_sb3_vec_env
 from rndx.envs.mujoco import SHIFTS, push_expert
+from tests.envs.test_agv import _rollout
 
 BULLET, PUSH = "rndx/BulletAGVWarehouse-v0", "rndx/MujocoPush-v0"
 ENGINES = {BULLET: "pybullet", PUSH: "mujoco"}
-
-
-def _rollout(env: gym.Env, seed: int, steps: int) -> list[tuple]:
-    rng = np.random.default_rng(123)
-    out = []
-    obs, _ = env.reset(seed=seed)
-    for _ in range(steps):
-        obs, r, term, trunc, info = env.step(rng.uniform(-1, 1, 2).astype(np.float32))
-        out.append((obs.copy(), r, term, trunc, info["pose"].copy()))
-        if term or trunc:
-            obs, _ = env.reset()
-    return out
 
 
 # --------------------------------------------------------------------------- both envs

@@ -18,17 +18,10 @@ from rndx.monitors import (
     load_monitor,
 )
 from rndx.monitors.scores import window_sums
+from rndx.viz.strip import REQUIRED_KEYS
 from tests.monitors import tiny_chunk_policy
 
-CONTRACT_KEYS = {
-    "rnd_oe",
-    "ace",
-    "rnd_oe_threshold",
-    "ace_threshold",
-    "alarm",
-    "alarm_step",
-    "step",
-}
+CONTRACT_KEYS = set(REQUIRED_KEYS)  # what the video strip (and users) read per step
 
 
 class ToyPolicy:
