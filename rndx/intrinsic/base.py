@@ -81,6 +81,8 @@ class IntrinsicModule(nn.Module):
     :param update_proportion: fraction of each batch the predictor trains on, so its
         effective batch stays constant as the number of envs grows (RND: 0.25 for 128 envs)
     :param obs_clip: clip of the whitened input
+    :param reward_norm_window: None (RND): intrinsic rewards are divided by the std of every
+        intrinsic return seen; an int: by the std of about the last that many returns
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class IntrinsicModule(nn.Module):
         learning_rate: float = 1e-4,
         update_proportion: float = 1.0,
         obs_clip: float = 5.0,
+        reward_norm_window: int | None = None,
     ):
         super().__init__()
         if not 0.0 < update_proportion <= 1.0:
@@ -99,7 +102,7 @@ class IntrinsicModule(nn.Module):
         self.update_proportion = update_proportion
         self.obs_clip = obs_clip
         self.obs_rms = RunningMeanStd((input_dim,))
-        self.reward_normalizer = IntrinsicRewardNormalizer(gamma)
+        self.reward_normalizer = IntrinsicRewardNormalizer(gamma, window=reward_norm_window)
         self.optimizer: torch.optim.Optimizer | None = None
 
     def _build_networks(self, hidden: int, output_dim: int, target_layers: int) -> None:

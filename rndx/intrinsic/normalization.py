@@ -12,10 +12,20 @@ from torch import nn
 
 
 class RunningMeanStd(nn.Module):
-    """Mean and variance of a stream of batches (Chan et al.'s parallel update), float64."""
+    """Mean and variance of a stream of batches (Chan et al.'s parallel update), float64.
 
-    def __init__(self, shape: tuple[int, ...] = (), epsilon: float = 1e-4):
+    :param window: None (default): statistics of everything seen. An int: the old
+        statistics weigh at most ``window`` samples when a batch is folded in, so they follow
+        the last ~``window`` samples (a moving window) instead of all history.
+    """
+
+    def __init__(
+        self, shape: tuple[int, ...] = (), epsilon: float = 1e-4, window: int | None = None
+    ):
         super().__init__()
+        if window is not None and window < 1:
+            raise ValueError(f"window={window!r} must be None or >= 1 samples")
+        self.window = window
         self.register_buffer("mean", torch.zeros(shape, dtype=torch.float64))
         self.register_buffer("var", torch.ones(shape, dtype=torch.float64))
         self.register_buffer("count", torch.tensor(epsilon, dtype=torch.float64))
@@ -26,6 +36,8 @@ class RunningMeanStd(nn.Module):
         x = torch.as_tensor(x, dtype=torch.float64, device=self.mean.device)
         x = x.reshape(-1, *self.mean.shape)
         b_mean, b_var, b_count = x.mean(0), x.var(0, unbiased=False), x.shape[0]
+        if self.window is not None:
+            self.count.clamp_(max=max(self.window - b_count, 1))
         delta = b_mean - self.mean
         total = self.count + b_count
         m2 = self.var * self.count + b_var * b_count + delta**2 * self.count * b_count / total
@@ -50,12 +62,16 @@ class IntrinsicRewardNormalizer(nn.Module):
     ``ret[e] <- gamma * ret[e] + r[t, e]`` for t = 0..T-1. CleanRL's ppo_rnd_envpool
     iterates over the transposed array and so accumulates across environments instead
     (vwxyzjn/cleanrl issue #360); rndx does not.
+
+    :param window: None (RND): the std of every return seen so far. An int: the std over about
+        the last ``window`` returns (see :class:`RunningMeanStd`), for runs short enough that
+        the first rollouts' large bonuses would otherwise set the scale for the whole run.
     """
 
-    def __init__(self, gamma: float):
+    def __init__(self, gamma: float, window: int | None = None):
         super().__init__()
         self.gamma = gamma
-        self.rms = RunningMeanStd(())
+        self.rms = RunningMeanStd((), window=window)
         self.register_buffer("ret", torch.zeros(0, dtype=torch.float64))
 
     @torch.no_grad()

@@ -87,6 +87,38 @@ def test_running_mean_std_matches_numpy() -> None:
     assert float(rms.count) == len(allx)
 
 
+def test_windowed_running_mean_std_follows_recent_batches() -> None:
+    """window=None keeps all history; a window forgets old batches, and a window no larger
+    than a batch gives exactly that batch's statistics."""
+    rng = np.random.default_rng(0)
+    old = [rng.normal(0.0, 1.0, size=100) for _ in range(50)]
+    new = [rng.normal(10.0, 2.0, size=100) for _ in range(50)]
+    full, windowed, last = RunningMeanStd(), RunningMeanStd(window=1000), RunningMeanStd(window=100)
+    for batch in old + new:
+        for rms in (full, windowed, last):
+            rms.update(batch)
+    assert float(full.mean) == pytest.approx(5.0, abs=0.1)
+    assert full.std == pytest.approx(np.concatenate(old + new).std(), rel=1e-3)
+    assert float(windowed.mean) == pytest.approx(10.0, abs=0.2)
+    assert windowed.std == pytest.approx(2.0, rel=0.1)
+    np.testing.assert_allclose(float(last.mean), new[-1].mean(), rtol=1e-2)
+    np.testing.assert_allclose(last.std, new[-1].std(), rtol=1e-2)
+    with pytest.raises(ValueError, match="window=0"):
+        RunningMeanStd(window=0)
+
+
+def test_reward_normaliser_window_keeps_late_small_bonuses_visible() -> None:
+    """Bonuses that fall 100x over a run: with all history the late ones are scaled by the
+    early returns' spread and nearly vanish; a window rescales them to the recent spread."""
+    rng = np.random.default_rng(0)
+    full, windowed = IntrinsicRewardNormalizer(0.9), IntrinsicRewardNormalizer(0.9, window=64)
+    for scale in np.geomspace(10.0, 0.1, 40):
+        rewards = scale * rng.uniform(0.5, 1.5, size=(16, 4))
+        out_full, out_win = full(rewards), windowed(rewards)
+    assert out_win.mean() > 20 * out_full.mean()
+    assert 0.1 < out_win.mean() < 10.0
+
+
 def test_input_normalisation_is_clipped_to_five() -> None:
     m = RND(2)
     m.update_input_stats(np.random.default_rng(0).normal(size=(1000, 2)))
