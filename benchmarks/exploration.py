@@ -16,7 +16,9 @@ block's reachable square that the block visited (``info["pose"]`` is the block's
 
 Writes ``benchmarks/results/exploration.json`` (every curve), ``exploration.png`` (mean
 and min-max spread over seeds) and prints a markdown table at 250k / 500k / 1M steps.
-Runs go in parallel over ``--jobs`` processes, one torch thread each.
+Runs go in parallel over ``--jobs`` processes, one torch thread each. Each finished run is
+saved at once to ``results/<tag>.partial.json``; rerunning the same command after a crash
+or a kill trains only the runs that had not finished.
 """
 
 from __future__ import annotations
@@ -246,15 +248,30 @@ def main() -> None:
         args.tag = "exploration" if args.task == "agv_hard" else f"exploration_{args.task}"
     window = min(args.window, args.steps)
     jobs = [(a, s) for s in args.seeds for a in args.agents]
+    # Every finished run is saved at once to <tag>.partial.json; a rerun of the same command
+    # (same steps, window, task, overrides) takes finished runs from there instead of
+    # training them again, so a crash or a kill loses only the runs in flight.
+    RESULTS.mkdir(exist_ok=True)
+    partial_path = RESULTS / f"{args.tag}.partial.json"
+    same = {"steps": args.steps, "window": window, "task": args.task, "overrides": args.overrides}
+    done: dict[str, dict] = {}
+    if partial_path.is_file():
+        saved = json.loads(partial_path.read_text())
+        if saved.get("same") == same:
+            done = saved["runs"]
+            print(f"resuming: {len(done)} finished run(s) from {partial_path}")
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [
-            pool.submit(run_one, a, s, args.steps, window, args.overrides, args.task)
+        futures = {
+            f"{a}/{s}": pool.submit(run_one, a, s, args.steps, window, args.overrides, args.task)
             for a, s in jobs
-        ]
-        results = [f.result() for f in futures]
+            if f"{a}/{s}" not in done
+        }
+        for key, fut in futures.items():
+            done[key] = fut.result()
+            atomic_write_json(partial_path, {"same": same, "runs": done})
+    results = [done[f"{a}/{s}"] for a, s in jobs]
     wall = time.perf_counter() - start
-    RESULTS.mkdir(exist_ok=True)
     atomic_write_json(RESULTS / f"{args.tag}.json", {"args": vars(args), "results": results})
     plot(results, RESULTS / f"{args.tag}.png", args.task)
     marks = [m for m in (250_000, 500_000, 1_000_000) if m <= args.steps] or [

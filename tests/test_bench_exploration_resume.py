@@ -1,0 +1,63 @@
+"""benchmarks/exploration.py keeps every finished run, so a killed benchmark resumes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+exploration = pytest.importorskip("benchmarks.exploration")
+
+
+def _fake_run(calls: list, fail_on: str | None = None):
+    def run_one(agent, seed, steps, window, overrides, task="agv_hard", scene=None):
+        if f"{agent}/{seed}" == fail_on:
+            raise RuntimeError("killed")
+        calls.append(f"{agent}/{seed}")
+        return {
+            "agent": agent,
+            "seed": seed,
+            "curve": [(steps, 0.5)],
+            "seconds": 1.0,
+            "coverage": [(steps, 3)],
+            "free_cells": 4,
+        }
+
+    return run_one
+
+
+def test_a_rerun_after_a_crash_trains_only_the_unfinished_runs(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(exploration, "RESULTS", tmp_path)
+    monkeypatch.setattr(exploration, "ProcessPoolExecutor", ThreadPoolExecutor)
+    monkeypatch.setattr(exploration, "plot", lambda *a, **k: None)
+    argv = ["exploration.py", "--agents", "ppo", "ppo_rnd", "--seeds", "0", "1"]
+    argv += ["--steps", "100", "--window", "50", "--jobs", "1", "--tag", "t"]
+    monkeypatch.setattr(sys, "argv", argv)
+
+    calls: list[str] = []
+    monkeypatch.setattr(exploration, "run_one", _fake_run(calls, fail_on="ppo/1"))
+    with pytest.raises(RuntimeError, match="killed"):
+        exploration.main()
+    saved = json.loads((tmp_path / "t.partial.json").read_text())
+    assert sorted(saved["runs"]) == ["ppo/0", "ppo_rnd/0"]
+    assert not (tmp_path / "t.json").exists()
+
+    calls.clear()
+    monkeypatch.setattr(exploration, "run_one", _fake_run(calls))
+    exploration.main()
+    assert sorted(calls) == ["ppo/1", "ppo_rnd/1"]
+    final = json.loads((tmp_path / "t.json").read_text())
+    assert [(r["agent"], r["seed"]) for r in final["results"]] == [
+        ("ppo", 0),
+        ("ppo_rnd", 0),
+        ("ppo", 1),
+        ("ppo_rnd", 1),
+    ]
+
+    # other settings: the partial runs are not reused
+    calls.clear()
+    monkeypatch.setattr(sys, "argv", [*argv[:-4], "--steps", "200", "--tag", "t"])
+    exploration.main()
+    assert len(calls) == 4
