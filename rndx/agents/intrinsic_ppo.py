@@ -146,8 +146,8 @@ class DualRolloutBuffer(RolloutBuffer):
 
     def _flat_tensors(self) -> dict[str, th.Tensor]:
         """The flattened rollout as tensors, made once per rollout (after ``get`` flattened
-        the arrays). Minibatches are then one gather per field instead of SB3's numpy fancy
-        index + copy into a new tensor per field, per minibatch and epoch."""
+        the arrays). A minibatch is then one ``index_select`` per field instead of SB3's numpy
+        fancy index + copy into a new tensor, per field, minibatch and epoch."""
         if self._flat is None:
 
             def pair(ext: np.ndarray, int_: np.ndarray) -> np.ndarray:
@@ -170,7 +170,7 @@ class DualRolloutBuffer(RolloutBuffer):
         flat = self._flat_tensors()
         idx = th.as_tensor(batch_inds, device=self.device)
         return DualRolloutBufferSamples(
-            *(flat[name][idx] for name in DualRolloutBufferSamples._fields)
+            *(flat[name].index_select(0, idx) for name in DualRolloutBufferSamples._fields)
         )
 
 
