@@ -52,6 +52,7 @@ def main() -> None:
             model.learn(model.n_steps * env.num_envs)  # warm-up: numba, torch, init rollout
             models[agent] = model
     times: dict[str, list[float]] = {a: [] for a in models}
+    load_before = os.getloadavg()[0]
     for _ in range(args.repeats):
         for agent, model in models.items():
             steps = model.n_steps * model.env.num_envs * args.rollouts
@@ -59,12 +60,18 @@ def main() -> None:
             model.learn(steps, reset_num_timesteps=False)
             times[agent].append(steps / (time.perf_counter() - t))
 
+    load_after = os.getloadavg()[0]
     base = float(np.median(times[args.agents[0]]))
     print("## Training throughput (one core)\n")
     print(
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, torch "
         f"{torch.__version__}, 1 torch thread; AGV hard layout, 16 envs, n_steps 256, "
         f"batch 1024, 10 epochs"
+    )
+    # other processes on the machine slow the chunks they overlap: say how busy it was
+    print(
+        f"- load: 1-min load average {load_before:.1f} before, {load_after:.1f} after the "
+        f"timed chunks ({os.cpu_count()} cores)"
     )
     print(
         f"- method: {args.repeats} chunks of {args.rollouts} rollouts + updates per agent, "

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import numba
 import numpy as np
 import torch as th
 from gymnasium import spaces
@@ -90,6 +91,7 @@ class DualRolloutBuffer(RolloutBuffer):
         self.intrinsic_inputs = np.zeros((*shape, self.intrinsic_dim), dtype=np.float32)
         self.intrinsic_x = np.zeros((*shape, self.intrinsic_dim), dtype=np.float32)
         self.intrinsic_target = np.zeros((*shape, self.target_dim), dtype=np.float32)
+        self._flat: dict[str, th.Tensor] | None = None  # the flattened rollout as tensors
         super().reset()
 
     def add(
@@ -103,7 +105,7 @@ class DualRolloutBuffer(RolloutBuffer):
         intrinsic_input: np.ndarray | None = None,
     ) -> None:
         """As SB3's add; ``value`` is (n_envs, 2)."""
-        self.values_int[self.pos] = value[:, 1].clone().cpu().numpy()
+        self.values_int[self.pos] = value[:, 1].cpu().numpy()  # the assignment copies
         if intrinsic_input is not None:
             self.intrinsic_inputs[self.pos] = intrinsic_input
         super().add(obs, action, reward, episode_start, value[:, 0], log_prob)
@@ -142,22 +144,34 @@ class DualRolloutBuffer(RolloutBuffer):
                 self.__dict__[name] = self.swap_and_flatten(self.__dict__[name])
         yield from super().get(batch_size)
 
+    def _flat_tensors(self) -> dict[str, th.Tensor]:
+        """The flattened rollout as tensors, made once per rollout (after ``get`` flattened
+        the arrays). A minibatch is then one ``index_select`` per field instead of SB3's numpy
+        fancy index + copy into a new tensor, per field, minibatch and epoch."""
+        if self._flat is None:
+
+            def pair(ext: np.ndarray, int_: np.ndarray) -> np.ndarray:
+                return np.stack([ext.reshape(-1), int_.reshape(-1)], axis=1)
+
+            arrays = {
+                "observations": self.observations,
+                "actions": self.actions,
+                "old_values": pair(self.values, self.values_int),
+                "old_log_prob": self.log_probs.reshape(-1),
+                "advantages": self.advantages.reshape(-1),
+                "returns": pair(self.returns, self.returns_int),
+                "intrinsic_x": self.intrinsic_x,
+                "intrinsic_target": self.intrinsic_target,
+            }
+            self._flat = {k: self.to_torch(np.ascontiguousarray(v)) for k, v in arrays.items()}
+        return self._flat
+
     def _get_samples(self, batch_inds: np.ndarray, env=None) -> DualRolloutBufferSamples:  # noqa: ANN001
-        data = (
-            self.observations[batch_inds],
-            self.actions[batch_inds],
-            np.stack(
-                [self.values[batch_inds].flatten(), self.values_int[batch_inds].flatten()], axis=1
-            ),
-            self.log_probs[batch_inds].flatten(),
-            self.advantages[batch_inds].flatten(),
-            np.stack(
-                [self.returns[batch_inds].flatten(), self.returns_int[batch_inds].flatten()], axis=1
-            ),
-            self.intrinsic_x[batch_inds],
-            self.intrinsic_target[batch_inds],
+        flat = self._flat_tensors()
+        idx = th.as_tensor(batch_inds, device=self.device)
+        return DualRolloutBufferSamples(
+            *(flat[name].index_select(0, idx) for name in DualRolloutBufferSamples._fields)
         )
-        return DualRolloutBufferSamples(*tuple(map(self.to_torch, data)))
 
 
 def gae(
@@ -170,7 +184,8 @@ def gae(
     lam: float,
     episodic: bool,
 ) -> np.ndarray:
-    """Generalised advantage estimation over (T, n_envs) arrays.
+    """Generalised advantage estimation over (T, n_envs) arrays, in float32 like the
+    rollout buffer.
 
         delta_t = r_t + gamma * V_{t+1} * nonterminal_{t+1} - V_t
         A_t     = delta_t + gamma * lam * nonterminal_{t+1} * A_{t+1}
@@ -178,22 +193,55 @@ def gae(
     with nonterminal_{t+1} = 1 - (episode starts at t+1) when ``episodic``, else 1: the
     non-episodic stream bootstraps through episode ends into the next episode's start.
     """
-    steps = rewards.shape[0]
-    adv = np.zeros_like(rewards, dtype=np.float32)
-    last_gae = np.zeros(rewards.shape[1], dtype=np.float32)
-    for t in reversed(range(steps)):
-        if t == steps - 1:
-            nonterminal = 1.0 - last_dones.astype(np.float32)
-            next_values = last_values
-        else:
-            nonterminal = 1.0 - episode_starts[t + 1]
-            next_values = values[t + 1]
-        if not episodic:
-            nonterminal = np.ones_like(nonterminal)
-        delta = rewards[t] + gamma * next_values * nonterminal - values[t]
-        last_gae = delta + gamma * lam * nonterminal * last_gae
-        adv[t] = last_gae
+
+    def f32(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a, dtype=np.float32)
+
+    rewards, values, episode_starts = f32(rewards), f32(values), f32(episode_starts)
+    adv = np.empty_like(rewards)
+    _gae_kernel(
+        rewards,
+        values,
+        episode_starts,
+        f32(np.asarray(last_values).reshape(-1)),
+        f32(1.0 - np.asarray(last_dones, dtype=np.float32).reshape(-1)),
+        np.float32(gamma),
+        np.float32(gamma * lam),
+        bool(episodic),
+        adv,
+    )
     return adv
+
+
+@numba.njit(cache=True)
+def _gae_kernel(
+    rewards: np.ndarray,
+    values: np.ndarray,
+    episode_starts: np.ndarray,
+    last_values: np.ndarray,
+    last_nonterminal: np.ndarray,
+    gamma: np.float32,
+    gamma_lam: np.float32,
+    episodic: bool,
+    out: np.ndarray,
+) -> None:
+    """The GAE recursion, compiled: the float32 operations of the numpy loop it replaced,
+    in the same order (r + gamma * V' * nt - V, then delta + gamma_lam * nt * A'), so the
+    advantages are bit-identical to it, in a fraction of the time (two GAEs per rollout)."""
+    steps, n_envs = rewards.shape
+    one = np.float32(1.0)
+    for e in range(n_envs):
+        last_gae = np.float32(0.0)
+        for t in range(steps - 1, -1, -1):
+            if t == steps - 1:
+                nonterminal, next_value = last_nonterminal[e], last_values[e]
+            else:
+                nonterminal, next_value = one - episode_starts[t + 1, e], values[t + 1, e]
+            if not episodic:
+                nonterminal = one
+            delta = rewards[t, e] + gamma * next_value * nonterminal - values[t, e]
+            last_gae = delta + gamma_lam * nonterminal * last_gae
+            out[t, e] = last_gae
 
 
 class IntrinsicPPO(PPO):
@@ -276,6 +324,14 @@ class IntrinsicPPO(PPO):
     def intrinsic_inputs(self, obs: np.ndarray, infos: list[dict] | None = None) -> np.ndarray:
         return self.selector(obs, infos)
 
+    def _step_inputs(self, new_obs: np.ndarray, dones: np.ndarray, infos: list[dict]) -> np.ndarray:
+        """Module inputs of one step's transitions, taken from the observation each led to.
+        ``info["pose"]`` already is the pose a step ended in, so the pose input skips the
+        terminal-observation fix-up it would discard."""
+        if self.selector.spec == "pose":
+            return self.intrinsic_inputs(new_obs, infos)
+        return self.intrinsic_inputs(self._real_next_obs(new_obs, dones, infos), infos)
+
     def _real_next_obs(
         self, new_obs: np.ndarray, dones: np.ndarray, infos: list[dict]
     ) -> np.ndarray:
@@ -293,7 +349,7 @@ class IntrinsicPPO(PPO):
         for _ in range(self.init_steps):
             actions = np.stack([self.action_space.sample() for _ in range(env.num_envs)])
             new_obs, _, dones, infos = env.step(actions)
-            inputs.append(self.intrinsic_inputs(self._real_next_obs(new_obs, dones, infos), infos))
+            inputs.append(self._step_inputs(new_obs, dones, infos))
             self._last_obs, self._last_episode_starts = new_obs, dones
         if inputs:
             self.intrinsic.update_input_stats(np.concatenate(inputs))
@@ -337,16 +393,14 @@ class IntrinsicPPO(PPO):
                 return False
             self._update_info_buffer(infos, dones)
 
-            inputs = self.intrinsic_inputs(self._real_next_obs(new_obs, dones, infos), infos)
+            inputs = self._step_inputs(new_obs, dones, infos)
             if isinstance(self.action_space, spaces.Discrete):
                 actions = actions.reshape(-1, 1)
             # time-limit truncation: bootstrap the EXTRINSIC return from V_ext(final obs)
             # (SB3 issue #633); the intrinsic stream never stops at episode ends anyway
-            for idx, done in enumerate(dones):
-                if (
-                    done
-                    and infos[idx].get("terminal_observation") is not None
-                    and infos[idx].get("TimeLimit.truncated", False)
+            for idx in np.flatnonzero(dones):
+                if infos[idx].get("terminal_observation") is not None and infos[idx].get(
+                    "TimeLimit.truncated", False
                 ):
                     terminal_obs = self.policy.obs_to_tensor(infos[idx]["terminal_observation"])[0]
                     with th.no_grad():

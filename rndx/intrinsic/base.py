@@ -64,7 +64,7 @@ class InputSelector:
                     "intrinsic input 'pose' needs info['pose'] from the env "
                     "(the rndx AGV envs provide it)"
                 )
-            return np.stack([np.asarray(i["pose"], dtype=np.float32) for i in infos])
+            return np.array([i["pose"] for i in infos], dtype=np.float32)
         return obs[:, self.spec]
 
 
@@ -117,7 +117,8 @@ class IntrinsicModule(nn.Module):
     def _make_optimizer(self) -> None:
         """Call at the end of a subclass __init__: covers the trainable (predictor) params."""
         params = [p for p in self.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(params, lr=self.learning_rate)
+        # foreach: one kernel per step for all tensors, the same numbers as the per-tensor loop
+        self.optimizer = torch.optim.Adam(params, lr=self.learning_rate, foreach=True)
 
     # --- subclass hooks, on normalised inputs -------------------------------------------
     def _target(self, x: torch.Tensor) -> torch.Tensor:

@@ -78,6 +78,77 @@ def test_gae_last_step_done_cuts_only_the_extrinsic_stream() -> None:
     assert intr[0, 0] == pytest.approx(1.0 + 0.9 * 2.0 - 0.5)
 
 
+def _gae_numpy(r, v, starts, last_v, last_done, gamma, lam, episodic):  # noqa: ANN001
+    """The plain numpy GAE loop the compiled kernel replaced: its float32 reference."""
+    adv, last = np.zeros_like(r), np.zeros(r.shape[1], dtype=np.float32)
+    for t in reversed(range(r.shape[0])):
+        last_t = t == r.shape[0] - 1
+        nt = 1.0 - (last_done.astype(np.float32) if last_t else starts[t + 1])
+        nt = nt if episodic else np.ones_like(nt)
+        delta = r[t] + gamma * (last_v if last_t else v[t + 1]) * nt - v[t]
+        adv[t] = last = delta + gamma * lam * nt * last
+    return adv
+
+
+@pytest.mark.parametrize("episodic", [True, False])
+def test_compiled_gae_is_bit_identical_to_the_numpy_loop(episodic: bool) -> None:
+    rng = np.random.default_rng(1)
+    for scale in (1e-3, 1.0, 50.0):
+        r = (scale * rng.standard_normal((64, 8))).astype(np.float32)
+        v = rng.standard_normal((64, 8)).astype(np.float32)
+        starts = (rng.random((64, 8)) < 0.1).astype(np.float32)
+        last_v = rng.standard_normal(8).astype(np.float32)
+        last_done = rng.random(8) < 0.5
+        for gamma, lam in ((0.999, 0.95), (0.99, 0.95), (0.9, 0.8)):
+            want = _gae_numpy(r, v, starts, last_v, last_done, gamma, lam, episodic)
+            got = gae(r, v, starts, last_v, last_done, gamma, lam, episodic=episodic)
+            assert got.dtype == np.float32
+            np.testing.assert_array_equal(got, want)
+
+
+def test_minibatches_hold_whole_transitions_in_both_streams() -> None:
+    """Every sampled row is one transition: observation, action, both values, both returns,
+    advantage and predictor inputs all belong to the same (step, env), and an epoch of
+    minibatches covers each transition once."""
+    n_steps, n_envs = 6, 4
+    buf = DualRolloutBuffer(
+        n_steps,
+        spaces.Box(-1, 1, (3,)),
+        spaces.Box(-1, 1, (2,)),
+        n_envs=n_envs,
+        intrinsic_dim=2,
+        target_dim=5,
+    )
+    ids = np.arange(n_steps * n_envs, dtype=np.float32).reshape(n_steps, n_envs)  # t * n_envs + e
+    for t in range(n_steps):
+        buf.add(
+            np.repeat(ids[t, :, None], 3, axis=1),
+            np.repeat(ids[t, :, None], 2, axis=1) + 0.5,
+            np.zeros(n_envs),
+            np.zeros(n_envs),
+            torch.as_tensor(np.stack([ids[t] + 0.25, ids[t] + 0.75], axis=1)),
+            torch.as_tensor(-ids[t]),
+        )
+    buf.compute_returns_and_advantage(torch.zeros((n_envs, 2)), np.zeros(n_envs, dtype=bool))
+    buf.returns, buf.returns_int = ids + 1000.0, ids + 2000.0
+    buf.advantages = ids + 3000.0
+    buf.intrinsic_x = np.repeat(ids[..., None], 2, axis=2) + 4000.0
+    buf.intrinsic_target = np.repeat(ids[..., None], 5, axis=2) + 5000.0
+    seen = []
+    for data in buf.get(batch_size=7):
+        i = data.observations[:, 0]
+        np.testing.assert_array_equal(data.observations, i[:, None].expand(-1, 3))
+        np.testing.assert_array_equal(data.actions, i[:, None].expand(-1, 2) + 0.5)
+        np.testing.assert_array_equal(data.old_values, torch.stack([i + 0.25, i + 0.75], 1))
+        np.testing.assert_array_equal(data.old_log_prob, -i)
+        np.testing.assert_array_equal(data.returns, torch.stack([i + 1000, i + 2000], 1))
+        np.testing.assert_array_equal(data.advantages, i + 3000)
+        np.testing.assert_array_equal(data.intrinsic_x, i[:, None].expand(-1, 2) + 4000)
+        np.testing.assert_array_equal(data.intrinsic_target, i[:, None].expand(-1, 5) + 5000)
+        seen += i.tolist()
+    assert sorted(seen) == ids.ravel().tolist()
+
+
 def _agent(env_kwargs: dict | None = None, **kwargs) -> IntrinsicPPO:
     env = make_sb3_vec_env(
         "rndx/AGVWarehouse-v0", 4, seed=0, max_episode_steps=30, env_kwargs=env_kwargs
