@@ -294,6 +294,7 @@ def main() -> None:
         f"{' '.join(map(str, args.seeds))}"
         + (f" --ace-factor {args.ace_factor}" if args.ace_factor != 0.03 else "")
         + (f" --chunk-every {args.chunk_every}" if args.chunk_every else "")
+        + (f" --n-samples {args.n_samples}" if args.n_samples != 64 else "")
         + (f" --chunk-window {args.chunk_window}" if args.chunk_window != 2 else "")
         + (f" --threshold {args.threshold}" if args.threshold != "cp_constant" else "")
         + (f" --policies {' '.join(args.policies)}" if args.policies != task["policies"] else "")

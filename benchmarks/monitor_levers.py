@@ -380,7 +380,9 @@ def main() -> None:
     lines = [
         f"## FIPER levers, chunk policy, AGV suite, seeds {args.seeds}\n",
         f"- command: `python benchmarks/monitor_levers.py --seeds {' '.join(map(str, args.seeds))}"
+        + (f" --every {args.every}" if args.every != 2 else "")
         + (f" --n-samples {args.n_samples}" if args.n_samples != 64 else "")
+        + (f" --top {args.top}" if args.top != 25 else "")
         + (" --only " + " ".join(repr(o) for o in args.only) if args.only else "")
         + "`",
         f"- {args.episodes} episodes x {len(shifts)} shifts per seed; calibration "
