@@ -20,9 +20,12 @@ For the flow-matching chunk policy (behaviour cloning from the scripted expert) 
 
 The chunk policy is scored once per predicted chunk (every ``execute`` = 8 steps, as FIPER
 scores each chunk prediction); PPO predicts every step and is scored every step (chunks of
-horizon 1). Latency (one torch thread, one observation, median of ``--calls``): the policy's
-own sampling of B = 64 chunks of H = 16, and the monitor's ADDED cost per scored step given
-those chunks (embedding + RND-OE + ACE + window, thresholds and rule).
+horizon 1). ``--chunk-every k`` scores the chunk policy every k steps instead (the monitor
+then samples the B chunks itself between the policy's replans). Latency (one torch thread,
+one observation, median of ``--calls``): the policy's own sampling of B = 64 chunks of
+H = 16; the monitor's ADDED cost per scored step given those chunks (embedding + RND-OE +
+ACE + window, thresholds and rule); and the added cost per control step, on average and at
+the worst step (a scored step where the policy does not sample).
 
 Trained policies are cached under ``runs/bench_monitor/`` (gitignored); delete it to retrain.
 
