@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import math
 import os
 import pickle
@@ -440,20 +441,31 @@ def main() -> None:
             )
     text = "\n".join(lines) + "\n"
     print(text)
-    from rndx.utils.io import atomic_write_json, atomic_write_text
+    from rndx.utils.io import atomic_write_text
 
     tag = "_".join(map(str, args.seeds)) + ("_only" if args.only else "")
     tag += "" if args.n_samples == 64 else f"_B{args.n_samples}"
     RESULTS.mkdir(exist_ok=True)
     atomic_write_text(RESULTS / f"monitor_levers_{tag}.md", text)
-    atomic_write_json(
+    report = {
+        "args": vars(args),
+        "rows": [
+            {"config": c, **{k: v for k, v in s.items() if k != "per_shift"}} for c, s in rows
+        ],
+    }
+
+    # one row per line: hundreds of configurations, kept small in the repository
+    def rounded(x):
+        if isinstance(x, float):
+            return round(x, 4)
+        if isinstance(x, list):
+            return [rounded(v) for v in x]
+        return {k: rounded(v) for k, v in x.items()} if isinstance(x, dict) else x
+
+    body = ",\n".join(json.dumps(rounded(r), sort_keys=True) for r in report["rows"])
+    atomic_write_text(
         RESULTS / f"monitor_levers_{tag}.json",
-        {
-            "args": vars(args),
-            "rows": [
-                {"config": c, **{k: v for k, v in s.items() if k != "per_shift"}} for c, s in rows
-            ],
-        },
+        f'{{"args": {json.dumps(report["args"], sort_keys=True)},\n"rows": [\n{body}\n]}}\n',
     )
 
 
