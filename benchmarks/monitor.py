@@ -20,9 +20,12 @@ For the flow-matching chunk policy (behaviour cloning from the scripted expert) 
 
 The chunk policy is scored once per predicted chunk (every ``execute`` = 8 steps, as FIPER
 scores each chunk prediction); PPO predicts every step and is scored every step (chunks of
-horizon 1). Latency (one torch thread, one observation, median of ``--calls``): the policy's
-own sampling of B = 64 chunks of H = 16, and the monitor's ADDED cost per scored step given
-those chunks (embedding + RND-OE + ACE + window, thresholds and rule).
+horizon 1). ``--chunk-every k`` scores the chunk policy every k steps instead (the monitor
+then samples the B chunks itself between the policy's replans). Latency (one torch thread,
+one observation, median of ``--calls``): the policy's own sampling of B = 64 chunks of
+H = 16; the monitor's ADDED cost per scored step given those chunks (embedding + RND-OE +
+ACE + window, thresholds and rule); and the added cost per control step, on average and at
+the worst step (a scored step where the policy does not sample).
 
 Trained policies are cached under ``runs/bench_monitor/`` (gitignored); delete it to retrain.
 
@@ -254,6 +257,13 @@ def main() -> None:
     p.add_argument("--calls", type=int, default=300, help="timed calls for latency")
     p.add_argument("--chunk-window", type=int, default=2, help="window (scored steps), chunk")
     p.add_argument("--ppo-window", type=int, default=10, help="window (scored steps), PPO")
+    p.add_argument(
+        "--chunk-every",
+        type=int,
+        default=None,
+        help="score the chunk policy every k steps (default: once per chunk, k = execute); "
+        "between its replans the monitor samples the B chunks itself",
+    )
     p.add_argument("--threshold", default="cp_constant", help="threshold kind of the main table")
     p.add_argument(
         "--ace-factor", type=float, default=0.03, help="ACE cell width / calibration range"
@@ -286,6 +296,11 @@ def main() -> None:
         f"{args.episodes} --calibration {args.calibration} --seeds "
         f"{' '.join(map(str, args.seeds))}"
         + (f" --ace-factor {args.ace_factor}" if args.ace_factor != 0.03 else "")
+        + (f" --chunk-every {args.chunk_every}" if args.chunk_every else "")
+        + (f" --n-samples {args.n_samples}" if args.n_samples != 64 else "")
+        + (f" --chunk-window {args.chunk_window}" if args.chunk_window != 2 else "")
+        + (f" --threshold {args.threshold}" if args.threshold != "cp_constant" else "")
+        + (f" --policies {' '.join(args.policies)}" if args.policies != task["policies"] else "")
         + (f" --out {args.out}" if args.out else "")
         + "`"
     )
@@ -305,8 +320,9 @@ def main() -> None:
         kwargs = to_dict(cfg.env.get("kwargs"))
         max_steps = int(cfg.env.max_episode_steps)
         det = bool(cfg.eval.deterministic)
-        every = int(getattr(model, "execute", 1))
-        window = args.chunk_window if every > 1 else args.ppo_window
+        execute = int(getattr(model, "execute", 1))  # steps between the policy's own samplings
+        every = args.chunk_every if execute > 1 and args.chunk_every else execute
+        window = args.chunk_window if execute > 1 else args.ppo_window
         per_seed = []
         for seed in args.seeds:
             t0 = time.perf_counter()
@@ -460,6 +476,13 @@ def main() -> None:
                     f"{row['fiper_far_nominal']:.3f} |"
                 )
         lat = latency(adapter, per_seed[0]["monitor"], ok[0][0], args.calls)
+        # per step, over one period of the policy's replanning: the scored steps that fall on
+        # a replan use the chunks the policy samples anyway; the others sample them too
+        period = math.lcm(execute, every)
+        scored = period // every
+        shared = period // math.lcm(execute, every) if execute > 1 else scored
+        lat["peak_ms"] = lat["added_ms"] + (lat["sample_ms"] if scored > shared else 0.0)
+        lat["mean_ms"] = (scored * lat["added_ms"] + (scored - shared) * lat["sample_ms"]) / period
         fi = summary["FIPER (and)"]
         beats = all(fi["accuracy"] > summary[m]["accuracy"] for m in METHODS if m != "FIPER (and)")
         emit(
@@ -467,7 +490,9 @@ def main() -> None:
             f"policy's own sampling {lat['sample_ms']:.2f} ms; monitor ADDED per scored step "
             f"(embedding + RND-OE + ACE + window/threshold/rule, given the sampled chunks) "
             f"{lat['added_ms']:.2f} ms; monitor step including a separate sampling "
-            f"{lat['full_ms']:.2f} ms\n"
+            f"{lat['full_ms']:.2f} ms. Scored every {every} step(s), the policy samples every "
+            f"{execute}: added cost per step {lat['mean_ms']:.2f} ms on average, "
+            f"{lat['peak_ms']:.2f} ms at most (a scored step where the policy does not sample)\n"
         )
         emit(
             f"- bar: FIPER suite accuracy >= 0.85: {_ok(fi['accuracy'] >= 0.85)} "
@@ -500,8 +525,9 @@ def main() -> None:
                     + ", ".join(f"{f:.3f}" for f in fars)
                 )
         emit(
-            f"- bar: added latency <= 2 ms per step: {_ok(lat['added_ms'] <= 2.0)} "
-            f"({lat['added_ms']:.2f} ms)"
+            f"- bar: added latency <= 2 ms per step: {_ok(lat['mean_ms'] <= 2.0)} on average "
+            f"({lat['mean_ms']:.2f} ms), {_ok(lat['peak_ms'] <= 2.0)} at the worst step "
+            f"({lat['peak_ms']:.2f} ms)"
         )
         report["policies"][name] = {
             "every": every,
