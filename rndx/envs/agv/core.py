@@ -313,11 +313,18 @@ class AGVCore:
             self.obs_p0[i, j], self.obs_p1[i, j] = a, b
             self.obs_len[i, j] = max(np.hypot(*(b - a)), 1e-6)
             self.obs_speed[i, j] = speed
-            # start away from the vehicle so no episode begins in a collision
+            # start away from the vehicle so no episode begins in a collision: the first
+            # draw > 2.5 m away, else (a short stretch next to the start) the farthest draw
+            best_s, best_d = 0.0, -1.0
             for _ in range(20):
                 self.obs_s[i, j] = rng.uniform(0.0, 2.0 * self.obs_len[i, j])
-                if np.hypot(*(self._obstacle_xy(i, j) - self.pos[i])) > 2.5:
+                d = np.hypot(*(self._obstacle_xy(i, j) - self.pos[i]))
+                if d > 2.5:
                     break
+                if d > best_d:
+                    best_s, best_d = self.obs_s[i, j], d
+            else:
+                self.obs_s[i, j] = best_s
         if self.m:
             self.obs_pos[i] = self._obstacle_positions()[i]
 
