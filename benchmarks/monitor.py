@@ -126,6 +126,26 @@ def ensure_runs(task: dict[str, Any], names: list[str]) -> dict[str, Path]:
     return runs
 
 
+def load_policy_run(run: Path) -> tuple[Any, Any, Any, dict, int, bool]:
+    """A trained run's config, model, monitor adapter, env kwargs, episode limit and whether
+    its evaluation acts deterministically."""
+    from rndx.agents import load_agent
+    from rndx.config import to_dict
+    from rndx.evaluate import load_run_config
+    from rndx.monitors.policies import as_monitorable
+
+    cfg = load_run_config(run)
+    model = load_agent(str(cfg.agent.algo), run / "model.zip")
+    return (
+        cfg,
+        model,
+        as_monitorable(model),
+        to_dict(cfg.env.get("kwargs")),
+        int(cfg.env.max_episode_steps),
+        bool(cfg.eval.deterministic),
+    )
+
+
 def offline_alarms(cal, ev, window, kind, delta, rule, every):
     """Alarm steps of evaluation score traces ``ev`` with thresholds of ``kind`` and window
     ``window`` fitted on the calibration score traces ``cal`` (both raw (rnd, ace) pairs)."""
@@ -237,12 +257,8 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from rndx.agents import load_agent
-    from rndx.config import to_dict
     from rndx.envs.shifts import get_shift, known_shifts, shifts_for
-    from rndx.evaluate import load_run_config
     from rndx.monitors.monitor import MonitorConfig, calibrate, score_traces
-    from rndx.monitors.policies import as_monitorable
     from rndx.monitors.rollouts import run_rollouts
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -314,12 +330,7 @@ def main() -> None:
     )
     for name in args.policies:
         run = runs[name]
-        cfg = load_run_config(run)
-        model = load_agent(str(cfg.agent.algo), run / "model.zip")
-        adapter = as_monitorable(model)
-        kwargs = to_dict(cfg.env.get("kwargs"))
-        max_steps = int(cfg.env.max_episode_steps)
-        det = bool(cfg.eval.deterministic)
+        cfg, model, adapter, kwargs, max_steps, det = load_policy_run(run)
         execute = int(getattr(model, "execute", 1))  # steps between the policy's own samplings
         every = args.chunk_every if execute > 1 and args.chunk_every else execute
         window = args.chunk_window if execute > 1 else args.ppo_window

@@ -44,7 +44,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.monitor import TASKS, ensure_runs  # noqa: E402
+from benchmarks.monitor import TASKS, ensure_runs, load_policy_run  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FACTORS = (0.03, 0.1, 0.3)
@@ -284,11 +284,7 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from rndx.agents import load_agent
-    from rndx.config import to_dict
     from rndx.envs.shifts import known_shifts
-    from rndx.evaluate import load_run_config
-    from rndx.monitors.policies import as_monitorable
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -304,12 +300,7 @@ def main() -> None:
     env_id = task["env_id"]
     shifts = known_shifts(env_id)
     run = ensure_runs(task, ["chunk_flow"])["chunk_flow"]
-    cfg = load_run_config(run)
-    model = load_agent(str(cfg.agent.algo), run / "model.zip")
-    adapter = as_monitorable(model)
-    kwargs = to_dict(cfg.env.get("kwargs"))
-    max_steps = int(cfg.env.max_episode_steps)
-    det = bool(cfg.eval.deterministic)
+    cfg, model, adapter, kwargs, max_steps, det = load_policy_run(run)
     cache = task["cache"] / "levers"
     cache.mkdir(parents=True, exist_ok=True)
     per_seed = []
