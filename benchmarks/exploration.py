@@ -18,7 +18,7 @@ Writes ``benchmarks/results/exploration.json`` (every curve), ``exploration.png`
 and min-max spread over seeds) and prints a markdown table at 250k / 500k / 1M steps.
 Runs go in parallel over ``--jobs`` processes, one torch thread each. Each finished run is
 saved at once to ``results/<tag>.partial.json``; rerunning the same command after a crash
-or a kill trains only the runs that had not finished.
+or a kill trains only the runs that had not finished (the file goes once all have).
 """
 
 from __future__ import annotations
@@ -273,6 +273,7 @@ def main() -> None:
     results = [done[f"{a}/{s}"] for a, s in jobs]
     wall = time.perf_counter() - start
     atomic_write_json(RESULTS / f"{args.tag}.json", {"args": vars(args), "results": results})
+    partial_path.unlink(missing_ok=True)  # complete: the next run of this command starts afresh
     plot(results, RESULTS / f"{args.tag}.png", args.task)
     marks = [m for m in (250_000, 500_000, 1_000_000) if m <= args.steps] or [
         args.steps // 2,
@@ -283,6 +284,7 @@ def main() -> None:
         for k, v in vars(args).items()
         if k != "overrides" and v not in (None, [])
     )
+    cmd = " ".join([cmd, *args.overrides])
     print(
         f"## Exploration: {TASKS[args.task][2]}\n\n"
         f"command: `{cmd}` ({wall / 60:.1f} min wall, {args.jobs} jobs)\n"

@@ -48,6 +48,7 @@ def test_a_rerun_after_a_crash_trains_only_the_unfinished_runs(tmp_path, monkeyp
     monkeypatch.setattr(exploration, "run_one", _fake_run(calls))
     exploration.main()
     assert sorted(calls) == ["ppo/1", "ppo_rnd/1"]
+    assert not (tmp_path / "t.partial.json").exists()
     final = json.loads((tmp_path / "t.json").read_text())
     assert [(r["agent"], r["seed"]) for r in final["results"]] == [
         ("ppo", 0),
