@@ -144,6 +144,12 @@ def run_one(
     }
 
 
+def table_marks(steps: int) -> list[int]:
+    """Table columns: 250k, 500k, 1M (those within the budget) and the budget itself."""
+    marks = [m for m in (250_000, 500_000, 1_000_000) if m < steps] + [steps]
+    return marks if len(marks) > 1 else [steps // 2, steps]
+
+
 def at(curve: list, step: int) -> float:
     """Success rate of the last curve point at or before ``step``."""
     vals = [v for t, v in curve if t <= step]
@@ -241,8 +247,7 @@ def main() -> None:
             saved["results"], args.replot.with_suffix(".png"), saved["args"].get("task", "agv_hard")
         )
         steps = saved["args"]["steps"]
-        marks = [m for m in (250_000, 500_000, 1_000_000) if m <= steps] or [steps // 2, steps]
-        print(table(saved["results"], marks))
+        print(table(saved["results"], table_marks(steps)))
         return
     if args.tag is None:
         args.tag = "exploration" if args.task == "agv_hard" else f"exploration_{args.task}"
@@ -275,10 +280,7 @@ def main() -> None:
     atomic_write_json(RESULTS / f"{args.tag}.json", {"args": vars(args), "results": results})
     partial_path.unlink(missing_ok=True)  # complete: the next run of this command starts afresh
     plot(results, RESULTS / f"{args.tag}.png", args.task)
-    marks = [m for m in (250_000, 500_000, 1_000_000) if m <= args.steps] or [
-        args.steps // 2,
-        args.steps,
-    ]
+    marks = table_marks(args.steps)
     cmd = "python benchmarks/exploration.py " + " ".join(
         f"--{k} {' '.join(map(str, v)) if isinstance(v, list) else v}"
         for k, v in vars(args).items()

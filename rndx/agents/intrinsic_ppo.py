@@ -292,6 +292,9 @@ class IntrinsicPPO(PPO):
 
     # ------------------------------------------------------------------ setup, save/load
     def _setup_model(self) -> None:
+        # seed before the module's networks are drawn (SB3 seeds only inside its own
+        # _setup_model, below), so a seeded agent is reproducible whoever builds it
+        self.set_random_seed(self.seed)
         self.selector = InputSelector(self.intrinsic_input)
         in_dim = self.selector.dim(int(np.prod(self.observation_space.shape)))
         kwargs = {"gamma": self.gamma_int, **self.intrinsic_kwargs}

@@ -158,6 +158,20 @@ def _agent(env_kwargs: dict | None = None, **kwargs) -> IntrinsicPPO:
     return IntrinsicPPO("MlpPolicy", env, **args)
 
 
+@pytest.mark.parametrize("intrinsic", ["rnd", "rdd"])
+def test_a_seeded_agent_draws_the_same_networks_whatever_the_global_rng(intrinsic) -> None:
+    """The module's target and predictor are drawn after seeding (SB3 seeds only later, in
+    its own setup): benchmarks that build agents without seeding torch stay reproducible."""
+    torch.manual_seed(123)
+    a = _agent(intrinsic=intrinsic)
+    torch.manual_seed(456)
+    b = _agent(intrinsic=intrinsic)
+    for pa, pb in zip(a.intrinsic.state_dict().values(), b.intrinsic.state_dict().values()):
+        assert torch.equal(pa, pb)
+    for pa, pb in zip(a.policy.state_dict().values(), b.policy.state_dict().values()):
+        assert torch.equal(pa, pb)
+
+
 def test_policy_has_two_value_heads_covered_by_the_optimiser() -> None:
     model = _agent()
     assert isinstance(model.policy, DualValuePolicy)
