@@ -53,6 +53,18 @@ def _rollout(env: gym.Env, seed: int, steps: int) -> list[tuple]:
     return out
 
 
+def _drive_forward(env: gym.Env, steps: int) -> tuple[list[float], bool, dict]:
+    """Full speed ahead until the episode terminates or ``steps`` pass: (rewards, terminated,
+    last info)."""
+    rewards, term, info = [], False, {}
+    for _ in range(steps):
+        _, r, term, _, info = env.step(np.array([1.0, 0.0], np.float32))
+        rewards.append(r)
+        if term:
+            break
+    return rewards, term, info
+
+
 @pytest.mark.parametrize("kwargs", [{}, {**DYNAMIC, "lidar_noise": 0.05, "lidar_dropout": 0.1}])
 def test_same_seed_same_trajectory(kwargs: dict) -> None:
     a = _rollout(gym.make("rndx/AGVWarehouse-v0", **kwargs), 7, 300)
@@ -202,10 +214,7 @@ def test_sparse_goal_reward_and_success() -> None:
 def test_collision_penalty_and_termination() -> None:
     env = gym.make("rndx/AGVWarehouse-v0", collision_penalty=0.25)
     env.reset(seed=0, options={"start": (2.6, 8.0, 0.0), "goal": (15.5, 2.5)})
-    for _ in range(20):
-        _, r, term, _, info = env.step(np.array([1.0, 0.0], np.float32))
-        if term:
-            break
+    (*_, r), term, info = _drive_forward(env, 20)
     assert term and info["collision"] and not info["is_success"]
     assert r == pytest.approx(-0.25) and info["reward_collision"] == pytest.approx(-0.25)
 

@@ -16,7 +16,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import rndx  # noqa: F401  (registers the ids)
 from rndx.envs import ROBOT_IDS, make_sb3_vec_env
 from rndx.envs.mujoco import SHIFTS, push_expert
-from tests.envs.test_agv import _rollout
+from tests.envs.test_agv import _drive_forward, _rollout
 
 BULLET, PUSH = "rndx/BulletAGVWarehouse-v0", "rndx/MujocoPush-v0"
 ENGINES = {BULLET: "pybullet", PUSH: "mujoco"}
@@ -135,10 +135,7 @@ def test_bullet_robot_drives_like_the_2d_vehicle() -> None:
 def test_bullet_collision_is_a_contact_and_is_penalised() -> None:
     env = gym.make(BULLET, collision_penalty=0.25).unwrapped
     env.reset(seed=0, options={"start": (2.6, 8.0, 0.0), "goal": (15.5, 2.5)})
-    for _ in range(20):
-        _, r, term, _, info = env.step(np.array([1.0, 0.0], np.float32))
-        if term:
-            break
+    (*_, r), term, info = _drive_forward(env, 20)
     assert term and info["collision"] and not info["is_success"]
     assert r == pytest.approx(-0.25) and info["reward_collision"] == pytest.approx(-0.25)
     x = info["pose"][0]
@@ -148,12 +145,7 @@ def test_bullet_collision_is_a_contact_and_is_penalised() -> None:
 def test_bullet_sparse_and_dense_rewards() -> None:
     env = gym.make(BULLET).unwrapped
     env.reset(seed=0, options={"start": (8.0, 6.0, 0.0), "goal": (8.55, 6.0)})
-    rewards = []
-    for _ in range(10):
-        _, r, term, _, info = env.step(np.array([1.0, 0.0], np.float32))
-        rewards.append(r)
-        if term:
-            break
+    rewards, term, info = _drive_forward(env, 10)
     assert term and info["is_success"] and rewards[-1] == pytest.approx(1.0)
     assert all(r == 0.0 for r in rewards[:-1])
     dense = gym.make(BULLET, reward="dense", progress_coef=1.0).unwrapped
@@ -222,12 +214,7 @@ def test_push_sparse_reward_only_on_success() -> None:
     obs, _ = env.reset(
         seed=0, options={"block": (0.0, 0.0, 0.0), "goal": (0.1, 0.0), "pusher": (-0.1, 0.0)}
     )
-    rewards = []
-    for _ in range(60):
-        obs, r, term, _, info = env.step(np.array([1.0, 0.0], np.float32))
-        rewards.append(r)
-        if term:
-            break
+    rewards, term, info = _drive_forward(env, 60)
     assert term and info["is_success"] and info["distance"] < 0.05
     assert rewards[-1] == 1.0 and set(rewards[:-1]) == {0.0}
     dense = gym.make(PUSH, reward="dense").unwrapped
