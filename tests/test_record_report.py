@@ -193,6 +193,18 @@ def test_novelty_grid_follows_the_module_and_masks_solid_cells() -> None:
     free = ~solid
     xs = np.broadcast_to(np.arange(0.25, w, 0.5), bonus.shape)
     np.testing.assert_allclose(bonus[free], xs[free], rtol=1e-6)
+    # with a pose_tiles selector the module sees tiles: bonus = index of the active x tile
+    from rndx.intrinsic import InputSelector
+
+    sel = InputSelector("pose_tiles", extent=(w, h), tile_size=1.0, tilings=1)
+    ny = int(h) + 1
+
+    class TileModule:
+        def compute(self, x):
+            return x.argmax(axis=1) // ny  # one active cell per row: its x index
+
+    tiles, _ = novelty_grid(TileModule(), world, resolution=0.5, headings=1, selector=sel)
+    np.testing.assert_array_equal(tiles[free], np.floor(xs[free]))
 
 
 def test_monitor_record_accepts_the_contract_shapes() -> None:

@@ -244,13 +244,30 @@ def _gae_kernel(
             out[t, e] = last_gae
 
 
+def floor_extent(env: VecEnv | None) -> tuple[float, float] | None:
+    """(width, height) in m of the warehouse floor under ``env`` (the rndx AGV envs, batched
+    or single), or None for any other env."""
+    if env is None:
+        return None
+    core = getattr(env.unwrapped, "core", None)
+    if core is None:
+        try:
+            core = env.get_attr("core", [0])[0]
+        except AttributeError:
+            return None
+    world = getattr(core, "world", None)
+    return None if world is None else tuple(float(v) for v in world.layout.size)
+
+
 class IntrinsicPPO(PPO):
     """PPO + an intrinsic reward module with its own value head and GAE.
 
     :param intrinsic: ``"rnd"`` or ``"rdd"``
     :param intrinsic_kwargs: constructor arguments of the module (hidden, output_dim,
         learning_rate, update_proportion, sigma for RDD ...)
-    :param intrinsic_input: ``"obs"``, ``"pose"`` (``info["pose"]``) or observation indices
+    :param intrinsic_input: ``"obs"``, ``"pose"`` (``info["pose"]``), ``"pose_tiles"`` (its
+        x, y tile-coded on the env's floor) or observation indices
+    :param input_kwargs: ``tile_size`` (m) and ``tilings`` of ``"pose_tiles"`` (defaults 1, 2)
     :param gamma_int: discount of the intrinsic stream (RND: 0.99; ``gamma`` is gamma_ext)
     :param ext_coef: c_ext of the combined advantage (RND: 2)
     :param int_coef: c_int at the start of training (RND: 1)
@@ -267,6 +284,7 @@ class IntrinsicPPO(PPO):
         intrinsic: str = "rnd",
         intrinsic_kwargs: dict[str, Any] | None = None,
         intrinsic_input: str | list[int] = "obs",
+        input_kwargs: dict[str, Any] | None = None,
         gamma_int: float = 0.99,
         ext_coef: float = 2.0,
         int_coef: float = 1.0,
@@ -281,6 +299,10 @@ class IntrinsicPPO(PPO):
         self.intrinsic_kind = intrinsic
         self.intrinsic_kwargs = dict(intrinsic_kwargs or {})
         self.intrinsic_input = intrinsic_input
+        self.input_kwargs = dict(input_kwargs or {})
+        # the floor's (width, height) for 'pose_tiles': read from the env at the first setup
+        # and saved with the agent, so a loaded agent rebuilds the same input without an env
+        self.input_extent: tuple[float, float] | None = None
         self.gamma_int, self.ext_coef, self.int_coef = gamma_int, ext_coef, int_coef
         self.int_coef_schedule = CoefSchedule(int_coef_schedule, int_coef, int_coef_end)
         self.init_steps = init_steps
@@ -295,7 +317,11 @@ class IntrinsicPPO(PPO):
         # seed before the module's networks are drawn (SB3 seeds only inside its own
         # _setup_model, below), so a seeded agent is reproducible whoever builds it
         self.set_random_seed(self.seed)
-        self.selector = InputSelector(self.intrinsic_input)
+        if self.intrinsic_input == "pose_tiles" and self.input_extent is None:
+            self.input_extent = floor_extent(self.env)
+        self.selector = InputSelector(
+            self.intrinsic_input, extent=self.input_extent, **self.input_kwargs
+        )
         in_dim = self.selector.dim(int(np.prod(self.observation_space.shape)))
         kwargs = {"gamma": self.gamma_int, **self.intrinsic_kwargs}
         self.intrinsic = build_intrinsic(self.intrinsic_kind, in_dim, **kwargs).to(self.device)
@@ -331,7 +357,7 @@ class IntrinsicPPO(PPO):
         """Module inputs of one step's transitions, taken from the observation each led to.
         ``info["pose"]`` already is the pose a step ended in, so the pose input skips the
         terminal-observation fix-up it would discard."""
-        if self.selector.spec == "pose":
+        if self.selector.uses_pose:
             return self.intrinsic_inputs(new_obs, infos)
         return self.intrinsic_inputs(self._real_next_obs(new_obs, dones, infos), infos)
 

@@ -31,26 +31,88 @@ def mlp(sizes: Sequence[int], gain_last: float = 1.0) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+POSE_SPECS = ("pose", "pose_tiles")
+
+
 class InputSelector:
     """Which part of a transition feeds the module: ``"obs"`` (the whole observation),
-    a list of observation indices, or ``"pose"`` (``info["pose"]``: x, y, cos, sin)."""
+    a list of observation indices, ``"pose"`` (``info["pose"]``: x, y, cos, sin) or
+    ``"pose_tiles"`` (the pose's x, y tile-coded on the floor).
 
-    def __init__(self, spec: str | Sequence[int] = "obs"):
-        if isinstance(spec, str) and spec not in ("obs", "pose"):
+    Tile coding: ``tilings`` grids of ``tile_size`` m cells over the floor (``extent`` =
+    width, height in m), grid t shifted by t * tile_size / tilings; the input is one one-hot
+    vector per grid, concatenated. A random network on the raw 4-number pose is a smooth
+    function of position, so RND's predictor fits it over the whole floor from the part the
+    agent has seen and the bonus of unvisited floor falls with that of visited floor; on
+    tiles, the weights a place's input reaches are trained only by visits to that place (and
+    to places sharing a tile), so novelty stays local (exploration results in README).
+    """
+
+    def __init__(
+        self,
+        spec: str | Sequence[int] = "obs",
+        extent: Sequence[float] | None = None,
+        tile_size: float = 1.0,
+        tilings: int = 2,
+    ):
+        if isinstance(spec, str) and spec not in ("obs", *POSE_SPECS):
             raise ValueError(
-                f"intrinsic input={spec!r}; allowed: 'obs', 'pose' or a list of observation indices"
+                f"intrinsic input={spec!r}; allowed: 'obs', 'pose', 'pose_tiles' or a list of "
+                "observation indices"
             )
         self.spec = spec if isinstance(spec, str) else [int(i) for i in spec]
+        self.extent = None if extent is None else (float(extent[0]), float(extent[1]))
+        if spec == "pose_tiles":
+            if self.extent is None or min(self.extent) <= 0:
+                raise ValueError(
+                    f"intrinsic input 'pose_tiles' needs the floor's extent (width, height) in "
+                    f"m > 0, got {extent!r}; the rndx AGV envs provide it"
+                )
+            if not tile_size > 0 or int(tilings) < 1:
+                raise ValueError(
+                    f"pose_tiles: tile_size={tile_size!r} must be > 0 m and tilings={tilings!r} "
+                    ">= 1"
+                )
+            self.tile_size, self.tilings = float(tile_size), int(tilings)
+            offsets = np.arange(self.tilings) * self.tile_size / self.tilings
+            w, h = self.extent
+            # grid t: cells floor((x + offset_t) / tile) for x in [0, w]
+            self._offsets = offsets
+            self._cells = [
+                (int((w + o) // self.tile_size) + 1, int((h + o) // self.tile_size) + 1)
+                for o in offsets
+            ]
+            self._starts = np.cumsum([0] + [nx * ny for nx, ny in self._cells])
+
+    @property
+    def uses_pose(self) -> bool:
+        """True when the input comes from ``info["pose"]`` rather than the observation."""
+        return self.spec in POSE_SPECS
 
     def dim(self, obs_dim: int) -> int:
         if self.spec == "obs":
             return obs_dim
         if self.spec == "pose":
             return 4
+        if self.spec == "pose_tiles":
+            return int(self._starts[-1])
         bad = [i for i in self.spec if not -obs_dim <= i < obs_dim]
         if bad:
             raise ValueError(f"intrinsic input indices {bad} out of range for obs_dim={obs_dim}")
         return len(self.spec)
+
+    def from_poses(self, poses: np.ndarray) -> np.ndarray:
+        """(n, 4) poses (x, y, cos, sin) -> (n, input_dim) inputs of a pose spec."""
+        poses = np.asarray(poses, dtype=np.float32)
+        if self.spec == "pose":
+            return poses
+        out = np.zeros((len(poses), int(self._starts[-1])), dtype=np.float32)
+        rows = np.arange(len(poses))
+        for t, (o, (nx, ny)) in enumerate(zip(self._offsets, self._cells)):
+            ix = np.clip(np.floor((poses[:, 0] + o) / self.tile_size), 0, nx - 1).astype(np.int64)
+            iy = np.clip(np.floor((poses[:, 1] + o) / self.tile_size), 0, ny - 1).astype(np.int64)
+            out[rows, self._starts[t] + ix * ny + iy] = 1.0
+        return out
 
     def __call__(
         self, obs: np.ndarray, infos: Sequence[dict[str, Any]] | None = None
@@ -58,13 +120,13 @@ class InputSelector:
         """(n, obs_dim) observations (+ per-env infos) -> (n, input_dim) inputs."""
         if self.spec == "obs":
             return obs
-        if self.spec == "pose":
+        if self.uses_pose:
             if not infos or "pose" not in infos[0]:
                 raise KeyError(
-                    "intrinsic input 'pose' needs info['pose'] from the env "
+                    f"intrinsic input {self.spec!r} needs info['pose'] from the env "
                     "(the rndx AGV envs provide it)"
                 )
-            return np.array([i["pose"] for i in infos], dtype=np.float32)
+            return self.from_poses(np.array([i["pose"] for i in infos], dtype=np.float32))
         return obs[:, self.spec]
 
 

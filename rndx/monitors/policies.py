@@ -117,7 +117,7 @@ class SB3PolicyAdapter:
                 f"rnd='reuse' needs an IntrinsicPPO agent with an RND module; got "
                 f"{type(self.model).__name__}"
             )
-        if selector.spec == "pose":
+        if selector.uses_pose:
             raise ValueError(
                 "rnd='reuse': this agent's RND saw info['pose'], which the monitor does not "
                 "get from observations; train with intrinsic_input=obs (or indices) or use "

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
+from rndx.intrinsic.base import POSE_SPECS
 from rndx.utils.io import atomic_save
 
 VISITATION_FILE = "visitation.npz"
@@ -78,9 +79,14 @@ def save_visitation(path: str | Path, counts: np.ndarray, cells_per_m: int) -> P
 
 
 def novelty_grid(
-    module: Any, world: Any, resolution: float = 0.1, headings: int = 8
+    module: Any,
+    world: Any,
+    resolution: float = 0.1,
+    headings: int = 8,
+    selector: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The raw bonus of ``module`` (its ``compute`` on (x, y, cos, sin) poses) over the floor.
+    """The raw bonus of ``module`` (its ``compute`` on (x, y, cos, sin) poses, or on what
+    ``selector`` makes of them, e.g. tiles) over the floor.
 
     :return: (bonus, solid): (rows, cols) arrays with row 0 at y = 0; bonus is the mean over
         ``headings`` evenly spaced headings, NaN inside walls and shelves.
@@ -99,7 +105,8 @@ def novelty_grid(
             for a in angles
         ]
     ).astype(np.float32)
-    bonus = np.asarray(module.compute(poses), dtype=np.float64).reshape(headings, len(xy))
+    inputs = poses if selector is None else selector.from_poses(poses)
+    bonus = np.asarray(module.compute(inputs), dtype=np.float64).reshape(headings, len(xy))
     bonus = bonus.mean(axis=0).reshape(gy.shape)
     r, c = world.cell_index(xy)
     solid = world.layout.solid[r, c].reshape(gy.shape)
@@ -117,7 +124,7 @@ def supports_novelty_map(cfg: Any) -> bool:
         str(cfg.env.id) in AGV_IDS
         and str(agent.algo) == "intrinsic_ppo"
         and intrinsic is not None
-        and intrinsic.get("intrinsic_input") == "pose"
+        and intrinsic.get("intrinsic_input") in POSE_SPECS
     )
 
 
@@ -137,14 +144,14 @@ def write_novelty_map(run_dir: str | Path, model: Any = None) -> Path:
     if not supports_novelty_map(cfg):
         raise ValueError(
             f"no novelty map for {str(run)!r}: it needs an AGV env (rndx/AGV*) and agent "
-            "algo intrinsic_ppo with intrinsic_input: pose"
+            "algo intrinsic_ppo with intrinsic_input: pose or pose_tiles"
         )
     if model is None:
         model = load_model_file(str(cfg.agent.algo), run / "model.zip")
     env = gym.make(str(cfg.env.id), **(to_dict(cfg.env.get("kwargs")) or {}))
     world = env.unwrapped.core.world
     env.close()
-    bonus, solid = novelty_grid(model.intrinsic, world)
+    bonus, solid = novelty_grid(model.intrinsic, world, selector=model.selector)
     visits = None
     if (run / VISITATION_FILE).is_file():
         visits = np.load(run / VISITATION_FILE)["counts"]

@@ -218,14 +218,15 @@ def test_truncation_bootstraps_the_extrinsic_stream_from_the_final_observation()
     assert check.checked > 0
 
 
-@pytest.mark.parametrize("kind,inp", [("rnd", "obs"), ("rdd", "pose")])
+@pytest.mark.parametrize("kind,inp", [("rnd", "obs"), ("rdd", "pose"), ("rnd", "pose_tiles")])
 def test_save_load_gives_identical_actions_and_intrinsic_rewards(
     tmp_path: Path, kind: str, inp: str
 ) -> None:
     model = _agent(intrinsic=kind, intrinsic_input=inp)
     model.learn(256)
     model.save(tmp_path / "m.zip")
-    loaded = IntrinsicPPO.load(tmp_path / "m.zip", env=model.env)
+    # without an env: a pose_tiles agent keeps the floor extent it read at construction
+    loaded = IntrinsicPPO.load(tmp_path / "m.zip", env=None if inp == "pose_tiles" else model.env)
     obs = model.env.reset()
     infos = [{"pose": np.array([1.0, 2.0, 0.0, 1.0], np.float32)}] * 4
     a1, _ = model.predict(obs, deterministic=True)
@@ -236,6 +237,15 @@ def test_save_load_gives_identical_actions_and_intrinsic_rewards(
     for name, t in model.intrinsic.state_dict().items():
         assert torch.equal(t, loaded.intrinsic.state_dict()[name]), name
     assert loaded._intrinsic_ready  # no second random-action initialisation after loading
+
+
+def test_pose_tiles_read_the_floor_from_the_env() -> None:
+    model = _agent(intrinsic_input="pose_tiles", input_kwargs={"tile_size": 2.0, "tilings": 1})
+    w, h = model.env.unwrapped.core.world.layout.size
+    assert model.input_extent == (w, h)
+    assert model.selector.dim(0) == (int(w // 2) + 1) * (int(h // 2) + 1)
+    with pytest.raises(ValueError, match="extent"):
+        IntrinsicPPO("MlpPolicy", "Pendulum-v1", intrinsic_input="pose_tiles")
 
 
 class _KeyRecorder(KVWriter):
