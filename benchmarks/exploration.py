@@ -70,11 +70,13 @@ def run_one(
     overrides: list[str],
     task: str = "agv_hard",
     scene: tuple[str, ...] | None = None,
+    eval_episodes: int = 0,
 ) -> dict:
     """Train one agent on ``task`` (or on ``scene``, Hydra overrides replacing the task's) +
     ``overrides``; return its curves: ``curve`` [(env steps, success rate in the last
     window)], ``episodes_curve`` [(env steps, training episodes ended so far)] at the same
-    steps, and ``coverage``."""
+    steps, and ``coverage``; with ``eval_episodes``, also ``eval`` (rndx.evaluate's record
+    of the final policy's deterministic episodes on fresh seeds)."""
     import numpy as np
     import torch
     from hydra import compose, initialize_config_dir
@@ -82,6 +84,7 @@ def run_one(
 
     from rndx.agents import build_agent
     from rndx.envs import make_sb3_vec_env
+    from rndx.evaluate import evaluate_policy_episodes
     from rndx.paths import config_dir
 
     torch.set_num_threads(1)
@@ -130,10 +133,22 @@ def run_one(
         sel = (ends[:, 0] > t - window) & (ends[:, 0] <= t)
         points.append((t, float(ends[sel, 1].mean()) if sel.any() else 0.0))
         episodes.append((t, int((ends[:, 0] <= t).sum())))
+    evaluation = None
+    if eval_episodes:
+        evaluation = evaluate_policy_episodes(
+            model,
+            cfg.env.id,
+            eval_episodes,
+            seed + 1000,
+            int(cfg.env.max_episode_steps),
+            dict(cfg.env.kwargs),
+            deterministic=True,
+        )
     return {
         "task": task,
         "agent": agent,
         "seed": seed,
+        "eval": evaluation,
         "curve": points,
         "episodes_curve": episodes,
         "seconds": seconds,
@@ -161,8 +176,10 @@ def table(results: list[dict], marks: list[int]) -> str:
 
     agents = list(dict.fromkeys(r["agent"] for r in results))
     head = "| agent | seeds | " + " | ".join(f"{m // 1000}k" for m in marks)
+    evals = all(r.get("eval") for r in results)
     head += " | first step at 80% (mean) | floor explored | steps/s |"
-    lines = [head, "|" + "---|" * (len(marks) + 5)]
+    head += " final policy, deterministic |" if evals else ""
+    lines = [head, "|" + "---|" * (len(marks) + 5 + evals)]
     for a in agents:
         runs = [r for r in results if r["agent"] == a]
         cells = []
@@ -178,10 +195,14 @@ def table(results: list[dict], marks: list[int]) -> str:
         )
         speed = np.mean([r["curve"][-1][0] / r["seconds"] for r in runs])
         explored = np.mean([r["coverage"][-1][1] / r["free_cells"] for r in runs])
-        lines.append(
+        line = (
             f"| {a} | {len(runs)} | " + " | ".join(cells) + f" | {first} | "
             f"{explored:.0%} | {speed:.0f} |"
         )
+        if evals:
+            e = np.array([r["eval"]["success_rate"] for r in runs])
+            line += f" {e.mean():.2f} ({e.min():.2f}-{e.max():.2f}) |"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -238,6 +259,12 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     p.add_argument("--tag", default=None, help="results name (default: exploration[_<task>])")
     p.add_argument("--task", choices=sorted(TASKS), default="agv_hard")
+    p.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=32,
+        help="deterministic episodes of each final policy on fresh seeds (0: none)",
+    )
     p.add_argument("--replot", type=Path, help="redraw PNG and table from a saved JSON")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = p.parse_args()
@@ -258,7 +285,13 @@ def main() -> None:
     # training them again, so a crash or a kill loses only the runs in flight.
     RESULTS.mkdir(exist_ok=True)
     partial_path = RESULTS / f"{args.tag}.partial.json"
-    same = {"steps": args.steps, "window": window, "task": args.task, "overrides": args.overrides}
+    same = {
+        "steps": args.steps,
+        "window": window,
+        "task": args.task,
+        "overrides": args.overrides,
+        "eval_episodes": args.eval_episodes,
+    }
     done: dict[str, dict] = {}
     if partial_path.is_file():
         saved = json.loads(partial_path.read_text())
@@ -268,7 +301,16 @@ def main() -> None:
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = {
-            f"{a}/{s}": pool.submit(run_one, a, s, args.steps, window, args.overrides, args.task)
+            f"{a}/{s}": pool.submit(
+                run_one,
+                a,
+                s,
+                args.steps,
+                window,
+                args.overrides,
+                args.task,
+                eval_episodes=args.eval_episodes,
+            )
             for a, s in jobs
             if f"{a}/{s}" not in done
         }

@@ -12,7 +12,9 @@ exploration = pytest.importorskip("benchmarks.exploration")
 
 
 def _fake_run(calls: list, fail_on: str | None = None):
-    def run_one(agent, seed, steps, window, overrides, task="agv_hard", scene=None):
+    def run_one(
+        agent, seed, steps, window, overrides, task="agv_hard", scene=None, eval_episodes=0
+    ):
         if f"{agent}/{seed}" == fail_on:
             raise RuntimeError("killed")
         calls.append(f"{agent}/{seed}")
@@ -23,6 +25,7 @@ def _fake_run(calls: list, fail_on: str | None = None):
             "seconds": 1.0,
             "coverage": [(steps, 3)],
             "free_cells": 4,
+            "eval": {"success_rate": 0.25} if eval_episodes else None,
         }
 
     return run_one
@@ -50,6 +53,8 @@ def test_a_rerun_after_a_crash_trains_only_the_unfinished_runs(tmp_path, monkeyp
     assert sorted(calls) == ["ppo/1", "ppo_rnd/1"]
     assert not (tmp_path / "t.partial.json").exists()
     final = json.loads((tmp_path / "t.json").read_text())
+    assert all(r["eval"] == {"success_rate": 0.25} for r in final["results"])
+    assert "0.25 (0.25-0.25)" in exploration.table(final["results"], [100])
     assert [(r["agent"], r["seed"]) for r in final["results"]] == [
         ("ppo", 0),
         ("ppo_rnd", 0),
