@@ -324,7 +324,7 @@ def main() -> None:
     plot(results, RESULTS / f"{args.tag}.png", args.task)
     marks = table_marks(args.steps)
     cmd = "python benchmarks/exploration.py " + " ".join(
-        f"--{k} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+        f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
         for k, v in vars(args).items()
         if k != "overrides" and v not in (None, [])
     )
