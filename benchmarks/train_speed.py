@@ -5,7 +5,8 @@ Each agent is built from its Hydra config on the same env (AGV warehouse, hard l
 rollouts + updates each) are then taken round-robin over the agents, so load from
 elsewhere on the machine hits every agent alike; the median chunk gives steps/s.
 
-    python benchmarks/train_speed.py [--rollouts 2] [--repeats 5]
+    python benchmarks/train_speed.py [--rollouts 2] [--repeats 5] [hydra overrides ...]
+    python benchmarks/train_speed.py env.intrinsic_input=pose_tiles   # the tile-coded pose
 
 Bar (issue 3): the intrinsic agents keep at least 75% of plain PPO's throughput.
 """
@@ -33,6 +34,7 @@ def main() -> None:
     p.add_argument("--agents", nargs="+", default=["ppo", "ppo_rnd", "ppo_rdd"])
     p.add_argument("--rollouts", type=int, default=2, help="rollouts per timed chunk")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every agent")
     args = p.parse_args()
     torch.set_num_threads(1)
 
@@ -45,6 +47,7 @@ def main() -> None:
                     f"agent={agent}",
                     "env.kwargs.layout=hard",
                     "env.max_episode_steps=1000",
+                    *args.overrides,
                 ],
             )
             env = make_sb3_vec_env(cfg.env.id, int(cfg.n_envs), 0, 1000, dict(cfg.env.kwargs))
@@ -79,7 +82,7 @@ def main() -> None:
     )
     print(
         f"- command: `python benchmarks/train_speed.py --rollouts {args.rollouts} "
-        f"--repeats {args.repeats}`\n"
+        f"--repeats {args.repeats}{''.join(' ' + o for o in args.overrides)}`\n"
     )
     print(f"| agent | env steps/s (median) | min-max | x {args.agents[0]} |")
     print("|---|---:|---:|---:|")
