@@ -300,6 +300,12 @@ class IntrinsicPPO(PPO):
         self.intrinsic_kwargs = dict(intrinsic_kwargs or {})
         self.intrinsic_input = intrinsic_input
         self.input_kwargs = dict(input_kwargs or {})
+        unknown = set(self.input_kwargs) - {"tile_size", "tilings"}
+        if unknown:
+            raise ValueError(
+                f"input_kwargs {sorted(unknown)} unknown; allowed: tile_size, tilings "
+                "(for intrinsic_input 'pose_tiles')"
+            )
         # the floor's (width, height) for 'pose_tiles': read from the env at the first setup
         # and saved with the agent, so a loaded agent rebuilds the same input without an env
         self.input_extent: tuple[float, float] | None = None

@@ -246,6 +246,8 @@ def test_pose_tiles_read_the_floor_from_the_env() -> None:
     assert model.selector.dim(0) == (int(w // 2) + 1) * (int(h // 2) + 1)
     with pytest.raises(ValueError, match="extent"):
         IntrinsicPPO("MlpPolicy", "Pendulum-v1", intrinsic_input="pose_tiles")
+    with pytest.raises(ValueError, match="tile_sise.*allowed: tile_size, tilings"):
+        _agent(intrinsic_input="pose_tiles", input_kwargs={"tile_sise": 2.0})
 
 
 class _KeyRecorder(KVWriter):
