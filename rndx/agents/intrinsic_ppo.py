@@ -59,7 +59,7 @@ class DualRolloutBufferSamples(NamedTuple):
     old_log_prob: th.Tensor
     advantages: th.Tensor  # combined
     returns: th.Tensor  # (batch, 2): ext, int
-    intrinsic_x: th.Tensor  # normalised next-observation inputs the predictor trains on
+    intrinsic_x: th.Tensor  # normalised inputs the predictor trains on (0/1 inputs: active ones)
     intrinsic_target: th.Tensor  # the frozen network's output for them
 
 
@@ -330,8 +330,10 @@ class IntrinsicPPO(PPO):
         )
         in_dim = self.selector.dim(int(np.prod(self.observation_space.shape)))
         kwargs = {"gamma": self.gamma_int, **self.intrinsic_kwargs}
+        if self.intrinsic_input == "pose_tiles":  # one active tile per grid
+            kwargs.setdefault("binary_active", self.selector.tilings)
         self.intrinsic = build_intrinsic(self.intrinsic_kind, in_dim, **kwargs).to(self.device)
-        target_dim = self.intrinsic.training_batch(np.zeros((1, in_dim)))[1].shape[1]
+        target_dim = self.intrinsic.output_dim
         self.rollout_buffer_kwargs = {
             **self.rollout_buffer_kwargs,
             "gamma_int": self.gamma_int,

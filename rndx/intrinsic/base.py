@@ -145,6 +145,11 @@ class IntrinsicModule(nn.Module):
     :param obs_clip: clip of the whitened input
     :param reward_norm_window: None (RND): intrinsic rewards are divided by the std of every
         intrinsic return seen; an int: by the std of about the last that many returns
+    :param binary_active: None for any input. An int k: every input is 0/1 with exactly k
+        ones (one-hot groups, e.g. ``pose_tiles``). The first layer of both networks then
+        adds up the k weight columns of the active features instead of multiplying the whole
+        input: the same numbers as the dense path (the whitened input of a 0/1 feature takes
+        one of two values), at a cost that does not grow with the input size.
     """
 
     def __init__(
@@ -155,6 +160,7 @@ class IntrinsicModule(nn.Module):
         update_proportion: float = 1.0,
         obs_clip: float = 5.0,
         reward_norm_window: int | None = None,
+        binary_active: int | None = None,
     ):
         super().__init__()
         if not 0.0 < update_proportion <= 1.0:
@@ -163,6 +169,9 @@ class IntrinsicModule(nn.Module):
         self.learning_rate = learning_rate
         self.update_proportion = update_proportion
         self.obs_clip = obs_clip
+        if binary_active is not None and not 1 <= binary_active <= input_dim:
+            raise ValueError(f"binary_active={binary_active!r} must be in [1, {input_dim}]")
+        self.binary_active = binary_active
         self.obs_rms = RunningMeanStd((input_dim,))
         self.reward_normalizer = IntrinsicRewardNormalizer(gamma, window=reward_norm_window)
         self.optimizer: torch.optim.Optimizer | None = None
@@ -200,8 +209,31 @@ class IntrinsicModule(nn.Module):
         return self.obs_rms.mean.device
 
     def _prepare(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Whitened, clipped input; for ``binary_active`` inputs the (n, k) indices of the
+        active features instead (see :meth:`_net`)."""
         x = torch.as_tensor(x, dtype=torch.float32, device=self.device)
-        return self.obs_rms.normalize(x, self.obs_clip)
+        if self.binary_active is None:
+            return self.obs_rms.normalize(x, self.obs_clip)
+        rows, cols = torch.nonzero(x, as_tuple=True)
+        if len(cols) != len(x) * self.binary_active or not bool((x[rows, cols] == 1).all()):
+            raise ValueError(
+                f"binary_active={self.binary_active}: every input must be 0/1 with exactly "
+                f"{self.binary_active} ones; got {len(cols)} nonzeros in {len(x)} inputs"
+            )
+        return cols.reshape(len(x), self.binary_active)
+
+    def _net(self, net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+        """``net`` on a prepared input. For active-feature indices, the first layer is
+        W x_n + b with x_n the whitened input, x_n = c + sum over active j of (a_j - c_j) e_j,
+        c = whitened 0 and a = whitened 1 of each feature: W c + b plus k weight columns."""
+        if x.dtype != torch.long:
+            return net(x)
+        first = net[0]
+        zero = torch.zeros((1, self.input_dim), dtype=torch.float32, device=x.device)
+        c = self.obs_rms.normalize(zero, self.obs_clip)[0]
+        delta = self.obs_rms.normalize(zero + 1.0, self.obs_clip)[0] - c
+        h = first(c) + (first.weight.t()[x] * delta[x].unsqueeze(-1)).sum(dim=1)
+        return net[1:](h)
 
     @torch.no_grad()
     def compute(self, inputs: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -37,11 +37,11 @@ class RDD(IntrinsicModule):
 
     def _target(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return self.target(x)  # the mean mu(s)
+            return self._net(self.target, x)  # the mean mu(s)
 
     def _bonus(self, x: torch.Tensor) -> torch.Tensor:
-        return ((self.predictor(x) - self._target(x)) ** 2).sum(dim=1) / self.output_dim
+        return ((self._net(self.predictor, x) - self._target(x)) ** 2).sum(dim=1) / self.output_dim
 
     def _loss(self, x: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
         sample = mu + self.sigma * torch.randn_like(mu)  # a fresh target at every visit
-        return ((self.predictor(x) - sample) ** 2).sum(dim=1)
+        return ((self._net(self.predictor, x) - sample) ** 2).sum(dim=1)

@@ -29,10 +29,10 @@ class RND(IntrinsicModule):
 
     def _target(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return self.target(x)
+            return self._net(self.target, x)
 
     def _bonus(self, x: torch.Tensor) -> torch.Tensor:
         return self._loss(x, self._target(x))
 
     def _loss(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return ((self.predictor(x) - target) ** 2).sum(dim=1)
+        return ((self._net(self.predictor, x) - target) ** 2).sum(dim=1)

@@ -204,6 +204,37 @@ def test_pose_tiles_are_one_hot_per_shifted_grid() -> None:
         InputSelector("pose_tiles", extent=(4, 2), tile_size=0)
 
 
+@pytest.mark.parametrize("cls", [RND, RDD])
+def test_binary_input_path_equals_the_dense_one(cls) -> None:
+    """binary_active gathers the active weight columns instead of a dense first layer: the
+    same bonus, target, loss and update as the dense path on the same networks."""
+    sel = InputSelector("pose_tiles", extent=(6.0, 3.0), tilings=2)
+    rng = np.random.default_rng(0)
+    poses = np.column_stack(
+        [rng.uniform(0, 6, 256), rng.uniform(0, 3, 256), np.ones(256), np.zeros(256)]
+    )
+    x = sel.from_poses(poses)
+    torch.manual_seed(0)
+    dense = cls(x.shape[1], hidden=32, output_dim=16)
+    torch.manual_seed(0)
+    sparse = cls(x.shape[1], hidden=32, output_dim=16, binary_active=2)
+    for m in (dense, sparse):
+        m.update_input_stats(x[:100])  # some features never seen: whitened values clip at 5
+    np.testing.assert_allclose(sparse.compute(x), dense.compute(x), rtol=1e-4, atol=1e-6)
+    (xd, td), (xs, ts) = dense.training_batch(x), sparse.training_batch(x)
+    assert xs.dtype == torch.long and xs.shape == (256, 2)
+    torch.testing.assert_close(ts, td, rtol=1e-4, atol=1e-6)
+    for _ in range(3):
+        torch.manual_seed(1)  # RDD draws its target samples
+        ld = dense.update_prepared(xd, td)["predictor_loss"]
+        torch.manual_seed(1)
+        ls = sparse.update_prepared(xs, ts)["predictor_loss"]
+        assert ls == pytest.approx(ld, rel=1e-4)
+    np.testing.assert_allclose(sparse.compute(x), dense.compute(x), rtol=1e-3, atol=1e-5)
+    with pytest.raises(ValueError, match="exactly 2 ones"):
+        sparse.compute(np.full((1, x.shape[1]), 0.5, np.float32))
+
+
 def _unvisited_over_visited_bonus(selector: InputSelector, seed: int = 0) -> float:
     """Train an RND on poses in two 1 m aisles (y in [0, 1] and [3, 4]) of a 20 x 4 m floor;
     return the mean bonus on the never-visited aisle between them (y in [1.5, 2.5]) over the
