@@ -215,7 +215,8 @@ class IntrinsicModule(nn.Module):
         if self.binary_active is None:
             return self.obs_rms.normalize(x, self.obs_clip)
         rows, cols = torch.nonzero(x, as_tuple=True)
-        if len(cols) != len(x) * self.binary_active or not bool((x[rows, cols] == 1).all()):
+        per_row = torch.bincount(rows, minlength=len(x))
+        if not bool((per_row == self.binary_active).all() and (x[rows, cols] == 1).all()):
             raise ValueError(
                 f"binary_active={self.binary_active}: every input must be 0/1 with exactly "
                 f"{self.binary_active} ones; got {len(cols)} nonzeros in {len(x)} inputs"

@@ -233,6 +233,12 @@ def test_binary_input_path_equals_the_dense_one(cls) -> None:
     np.testing.assert_allclose(sparse.compute(x), dense.compute(x), rtol=1e-3, atol=1e-5)
     with pytest.raises(ValueError, match="exactly 2 ones"):
         sparse.compute(np.full((1, x.shape[1]), 0.5, np.float32))
+    uneven = x[:2].copy()  # 3 ones and 1 one: the right total, the wrong rows
+    uneven[0, np.flatnonzero(uneven[0] == 0)[0]] = 1.0
+    uneven[1, np.flatnonzero(uneven[1])[0]] = 0.0
+    assert uneven.sum() == 4
+    with pytest.raises(ValueError, match="exactly 2 ones"):
+        sparse.compute(uneven)
 
 
 def _unvisited_over_visited_bonus(selector: InputSelector, seed: int = 0) -> float:
