@@ -89,8 +89,10 @@ class DualRolloutBuffer(RolloutBuffer):
         self.advantages_ext = np.zeros(shape, dtype=np.float32)
         self.advantages_int = np.zeros(shape, dtype=np.float32)
         self.intrinsic_inputs = np.zeros((*shape, self.intrinsic_dim), dtype=np.float32)
-        self.intrinsic_x = np.zeros((*shape, self.intrinsic_dim), dtype=np.float32)
-        self.intrinsic_target = np.zeros((*shape, self.target_dim), dtype=np.float32)
+        # set by collect_rollouts once the rollout is complete (module-prepared inputs and the
+        # frozen network's outputs); None until then, so a buffer used before fails loudly
+        self.intrinsic_x: np.ndarray | None = None
+        self.intrinsic_target: np.ndarray | None = None
         self._flat: dict[str, th.Tensor] | None = None  # the flattened rollout as tensors
         super().reset()
 
@@ -330,8 +332,8 @@ class IntrinsicPPO(PPO):
         )
         in_dim = self.selector.dim(int(np.prod(self.observation_space.shape)))
         kwargs = {"gamma": self.gamma_int, **self.intrinsic_kwargs}
-        if self.intrinsic_input == "pose_tiles":  # one active tile per grid
-            kwargs.setdefault("binary_active", self.selector.tilings)
+        if self.selector.binary_active is not None:
+            kwargs.setdefault("binary_active", self.selector.binary_active)
         self.intrinsic = build_intrinsic(self.intrinsic_kind, in_dim, **kwargs).to(self.device)
         target_dim = self.intrinsic.output_dim
         self.rollout_buffer_kwargs = {

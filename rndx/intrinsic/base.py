@@ -75,15 +75,19 @@ class InputSelector:
                     ">= 1"
                 )
             self.tile_size, self.tilings = float(tile_size), int(tilings)
-            offsets = np.arange(self.tilings) * self.tile_size / self.tilings
+            self._offsets = np.arange(self.tilings) * self.tile_size / self.tilings
             w, h = self.extent
             # grid t: cells floor((x + offset_t) / tile) for x in [0, w]
-            self._offsets = offsets
             self._cells = [
                 (int((w + o) // self.tile_size) + 1, int((h + o) // self.tile_size) + 1)
-                for o in offsets
+                for o in self._offsets
             ]
             self._starts = np.cumsum([0] + [nx * ny for nx, ny in self._cells])
+
+    @property
+    def binary_active(self) -> int | None:
+        """Ones in every input when inputs are 0/1 (one active tile per grid), else None."""
+        return self.tilings if self.spec == "pose_tiles" else None
 
     @property
     def uses_pose(self) -> bool:
