@@ -350,3 +350,50 @@ def test_unreachable_min_goal_distance_is_an_error() -> None:
     env = gym.make("rndx/AGVWarehouse-v0", min_goal_distance=100.0)
     with pytest.raises(ValueError, match="min_goal_distance=100.0"):
         env.reset(seed=0)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"reward": "dense"}, DYNAMIC])
+def test_action_repeat_equals_holding_the_command(kwargs: dict) -> None:
+    """One step with action_repeat k = k steps with the same command, rewards summed."""
+    rng = np.random.default_rng(0)
+    single = gym.make("rndx/AGVWarehouse-v0", max_episode_steps=None, **kwargs).unwrapped
+    held = gym.make("rndx/AGVWarehouse-v0", max_episode_steps=None, action_repeat=3, **kwargs)
+    held = held.unwrapped
+    start = {"start": (8.0, 6.0, 0.3), "goal": (14.0, 6.0)}
+    single.reset(seed=5, options=start)
+    held.reset(seed=5, options=start)
+    for _ in range(15):
+        a = rng.uniform(-1, 1, 2).astype(np.float32)
+        total = 0.0
+        for _ in range(3):
+            obs, r, term, _, info = single.step(a)
+            total += r
+            if term:
+                break
+        obs_h, r_h, term_h, _, info_h = held.step(a)
+        np.testing.assert_allclose(obs_h, obs, atol=1e-6)
+        np.testing.assert_allclose(info_h["pose"], info["pose"], atol=1e-6)
+        assert r_h == pytest.approx(total) and term_h == term
+        if term:
+            break
+
+
+def test_action_repeat_stops_at_the_tick_that_ends_the_step() -> None:
+    """A collision in the first of 4 ticks: the vehicle is frozen there, the penalty counted
+    once, and a vehicle still driving in the same batch moves all 4 ticks."""
+    core = AGVCore(2, AGVConfig(action_repeat=4))
+    core.reset_envs(np.arange(2))
+    core.place(0, {"start": (0.31, 6.0, math.pi)})  # facing the west wall, 1 cm from it
+    core.place(1, {"start": (8.0, 6.0, 0.0)})
+    core.v[:] = 1.0
+    reward, events = core.step(np.array([[1.0, 0.0], [1.0, 0.0]]))
+    assert events["collision"].tolist() == [True, False]
+    assert reward[0] == pytest.approx(-0.1) and reward[1] == 0.0
+    assert core.pos[0, 0] == pytest.approx(0.31 - 0.1 * core.v[0], abs=1e-9)  # one tick
+    assert core.pos[1, 0] > 8.0 + 3 * 0.1 and core.steps.tolist() == [1, 1]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_bad_action_repeat_is_named(bad) -> None:
+    with pytest.raises(ValueError, match="action_repeat"):
+        AGVConfig(action_repeat=bad)

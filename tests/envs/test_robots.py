@@ -356,3 +356,8 @@ def test_push_obstacle_blocks_from_the_first_episode_of_a_fresh_env() -> None:
         for _ in range(60):  # 3 s at 0.25 m/s: far past the obstacle if it were not there
             env.step(np.array([1.0, 0.0], dtype=np.float32))
         assert env.block_xy[0] < 0.1 - 0.05, first  # stopped at the obstacle's face
+
+
+def test_bullet_agv_rejects_action_repeat() -> None:
+    with pytest.raises(ValueError, match="action_repeat=2"):
+        gym.make(BULLET, action_repeat=2)

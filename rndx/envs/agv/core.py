@@ -60,6 +60,9 @@ class AGVConfig:
     actuator_gain: float = 1.0
     goal_speed: float = 0.0  # m/s; > 0: the goal ping-pongs along an aisle (task 'reach')
     goal_travel: float = 6.0  # metres of aisle the moving goal's path covers
+    # control ticks of dt per step: the command is held that long (frame skip); the step
+    # ends at the first tick with a collision or success, rewards summed over its ticks
+    action_repeat: int = 1
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -71,6 +74,13 @@ class AGVConfig:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be > 0")
         if self.n_beams < 1:
             raise ValueError(f"n_beams={self.n_beams!r} must be >= 1")
+        if (
+            isinstance(self.action_repeat, bool)
+            or int(self.action_repeat) != self.action_repeat
+            or self.action_repeat < 1
+        ):
+            raise ValueError(f"action_repeat={self.action_repeat!r} must be an integer >= 1")
+        self.action_repeat = int(self.action_repeat)
         if self.n_agvs < 0 or self.n_pedestrians < 0:
             raise ValueError(
                 f"n_agvs={self.n_agvs}, n_pedestrians={self.n_pedestrians} must be >= 0"
@@ -340,12 +350,36 @@ class AGVCore:
 
     # ------------------------------------------------------------------ stepping
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Advance every vehicle by one control step with validated actions (n, 2) in [-1, 1].
+        """Advance every vehicle by one control step with validated actions (n, 2) in [-1, 1]:
+        ``action_repeat`` ticks of ``dt``, fewer for a vehicle whose step ends in a collision
+        or success (it stays where that tick left it; rewards and flags are summed / OR-ed).
 
         Returns (reward, events) where events holds boolean arrays ``success``,
         ``collision``, ``picked`` and the reward terms. Observations come from :meth:`observe`.
         """
+        total, acc = self._tick(actions, None)
+        live = ~(acc["success"] | acc["collision"])
+        for _ in range(self.cfg.action_repeat - 1):
+            if not live.any():
+                break
+            reward, events = self._tick(actions, np.flatnonzero(~live))
+            total = total + np.where(live, reward, 0.0)
+            for key, value in events.items():
+                masked = np.where(live, value, np.zeros_like(value))
+                acc[key] = acc[key] | masked if value.dtype == bool else acc[key] + masked
+            live &= ~(acc["success"] | acc["collision"])
+        self.steps += 1
+        return total, acc
+
+    def _tick(
+        self, actions: np.ndarray, frozen: np.ndarray | None
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """One tick of dt. Vehicles in ``frozen`` (their step already ended this step) keep
+        their state, so the observation after the step is the one of the ending tick."""
         cfg = self.cfg
+        held = None
+        if frozen is not None and len(frozen):
+            held = [a[frozen].copy() for a in (self.pos, self.theta, self.v, self.w)]
         integrate(
             self.pos,
             self.theta,
@@ -359,7 +393,9 @@ class AGVCore:
             cfg.alpha_max * cfg.dt,
             cfg.dt,
         )
-        self.steps += 1
+        if held is not None:
+            for a, h in zip((self.pos, self.theta, self.v, self.w), held):
+                a[frozen] = h
         self.advance_obstacles()
         return self.goal_step(self._collides())
 

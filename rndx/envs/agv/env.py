@@ -41,7 +41,10 @@ class AGVWarehouseEnv(gym.Env):
     ``Box(-1, 1, (2,), float32)``: linear and angular velocity commands as fractions of
     ``v_max`` (1.5 m/s) and ``w_max`` (1.5 rad/s). Velocities follow the commands within the
     acceleration limits ``a_max`` and ``alpha_max``. Finite values outside [-1, 1] are
-    clipped; a wrong shape, NaN or inf raises ``ValueError``.
+    clipped; a wrong shape, NaN or inf raises ``ValueError``. With ``action_repeat`` k > 1 a
+    step holds the command for k ticks of ``dt`` (frame skip): it ends early at the tick with a
+    collision or success, the reward terms are summed over its ticks, and
+    ``max_episode_steps`` counts steps, not ticks.
 
     ## Observation Space
     ``Box(float32, (n_beams + 5 [+1],))``: lidar ranges / ``lidar_range`` in [0, 1] (360°,

@@ -97,6 +97,11 @@ class BulletAGVWarehouseEnv(gym.Env):
         self.render_mode = render_mode
         self.width, self.height = int(width), int(height)
         self.config = AGVConfig.from_kwargs(**kwargs)
+        if self.config.action_repeat != 1:
+            raise ValueError(
+                f"action_repeat={self.config.action_repeat!r}: the Bullet AGV steps its physics "
+                "once per command; allowed: 1"
+            )
         cfg = self.config
         self.core = AGVCore(1, cfg, track_env=0 if render_mode else -1)
         self.metadata = {**self.metadata, "render_fps": int(round(1.0 / cfg.dt))}
