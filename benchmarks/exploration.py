@@ -71,12 +71,17 @@ def run_one(
     task: str = "agv_hard",
     scene: tuple[str, ...] | None = None,
     eval_episodes: int = 0,
+    action_repeat: int = 1,
 ) -> dict:
     """Train one agent on ``task`` (or on ``scene``, Hydra overrides replacing the task's) +
     ``overrides``; return its curves: ``curve`` [(env steps, success rate in the last
     window)], ``episodes_curve`` [(env steps, training episodes ended so far)] at the same
     steps, and ``coverage``; with ``eval_episodes``, also ``eval`` (rndx.evaluate's record
-    of the final policy's deterministic episodes on fresh seeds)."""
+    of the final policy's deterministic episodes on fresh seeds).
+
+    ``steps``, ``window`` and every step in the curves count control ticks of the simulator;
+    with ``action_repeat`` k (AGV only) the agent decides every k ticks, so it takes
+    steps / k decisions and its episodes last 2000 / k decisions (the same 2000 ticks)."""
     import numpy as np
     import torch
     from hydra import compose, initialize_config_dir
@@ -96,6 +101,14 @@ def run_one(
                 f"seed={seed}",
                 *(TASKS[task][0] if scene is None else scene),
                 *overrides,
+                *(
+                    [
+                        f"+env.kwargs.action_repeat={action_repeat}",
+                        f"env.max_episode_steps={-(-2000 // action_repeat)}",
+                    ]
+                    if action_repeat > 1
+                    else []
+                ),
             ],
         )
     env = make_sb3_vec_env(
@@ -113,19 +126,20 @@ def run_one(
         def _on_step(self) -> bool:
             for done, info in zip(self.locals["dones"], self.locals["infos"]):
                 if done:
-                    self.ends.append((self.num_timesteps, bool(info.get("is_success", False))))
+                    tick = self.num_timesteps * action_repeat
+                    self.ends.append((tick, bool(info.get("is_success", False))))
                 pose = info.get("pose")
                 if pose is not None:
                     self.cells.add((int(pose[0] // cell), int(pose[1] // cell)))
             return True
 
         def _on_rollout_end(self) -> None:
-            self.coverage.append((self.num_timesteps, len(self.cells)))
+            self.coverage.append((self.num_timesteps * action_repeat, len(self.cells)))
 
     cell = TASKS[task][1]
     curve = Curve()
     start = time.perf_counter()
-    model.learn(steps, callback=curve)
+    model.learn(-(-steps // action_repeat), callback=curve)
     seconds = time.perf_counter() - start
     ends = np.array(curve.ends, dtype=np.int64).reshape(-1, 2)
     points, episodes = [], []
@@ -265,6 +279,12 @@ def main() -> None:
         default=32,
         help="deterministic episodes of each final policy on fresh seeds (0: none)",
     )
+    p.add_argument(
+        "--action-repeat",
+        type=int,
+        default=1,
+        help="AGV only: each decision held for K control ticks; steps still count ticks",
+    )
     p.add_argument("--replot", type=Path, help="redraw PNG and table from a saved JSON")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = p.parse_args()
@@ -278,6 +298,10 @@ def main() -> None:
         return
     if args.tag is None:
         args.tag = "exploration" if args.task == "agv_hard" else f"exploration_{args.task}"
+    if args.action_repeat < 1 or (args.action_repeat > 1 and args.task != "agv_hard"):
+        p.error(
+            f"--action-repeat {args.action_repeat}: allowed >= 1, and > 1 only with --task agv_hard"
+        )
     window = min(args.window, args.steps)
     jobs = [(a, s) for s in args.seeds for a in args.agents]
     # Every finished run is saved at once to <tag>.partial.json; a rerun of the same command
@@ -291,6 +315,7 @@ def main() -> None:
         "task": args.task,
         "overrides": args.overrides,
         "eval_episodes": args.eval_episodes,
+        "action_repeat": args.action_repeat,
     }
     done: dict[str, dict] = {}
     if partial_path.is_file():
@@ -310,6 +335,7 @@ def main() -> None:
                 args.overrides,
                 args.task,
                 eval_episodes=args.eval_episodes,
+                action_repeat=args.action_repeat,
             )
             for a, s in jobs
             if f"{a}/{s}" not in done

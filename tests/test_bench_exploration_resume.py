@@ -13,7 +13,15 @@ exploration = pytest.importorskip("benchmarks.exploration")
 
 def _fake_run(calls: list, fail_on: str | None = None):
     def run_one(
-        agent, seed, steps, window, overrides, task="agv_hard", scene=None, eval_episodes=0
+        agent,
+        seed,
+        steps,
+        window,
+        overrides,
+        task="agv_hard",
+        scene=None,
+        eval_episodes=0,
+        action_repeat=1,
     ):
         if f"{agent}/{seed}" == fail_on:
             raise RuntimeError("killed")
