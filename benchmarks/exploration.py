@@ -81,10 +81,12 @@ def run_one(
 
     ``steps``, ``window`` and every step in the curves count control ticks of the simulator;
     with ``action_repeat`` k (AGV only) the agent decides every k ticks, so it takes
-    steps / k decisions and its episodes last 2000 / k decisions (the same 2000 ticks)."""
+    steps / k decisions and its episodes last max_episode_steps / k decisions (the same
+    ticks)."""
     import numpy as np
     import torch
     from hydra import compose, initialize_config_dir
+    from omegaconf import open_dict
     from stable_baselines3.common.callbacks import BaseCallback
 
     from rndx.agents import build_agent
@@ -101,16 +103,12 @@ def run_one(
                 f"seed={seed}",
                 *(TASKS[task][0] if scene is None else scene),
                 *overrides,
-                *(
-                    [
-                        f"+env.kwargs.action_repeat={action_repeat}",
-                        f"env.max_episode_steps={-(-2000 // action_repeat)}",
-                    ]
-                    if action_repeat > 1
-                    else []
-                ),
             ],
         )
+    if action_repeat > 1:  # the episode keeps its ticks: max_episode_steps / k decisions
+        with open_dict(cfg):
+            cfg.env.kwargs.action_repeat = action_repeat
+            cfg.env.max_episode_steps = -(-int(cfg.env.max_episode_steps) // action_repeat)
     env = make_sb3_vec_env(
         cfg.env.id, int(cfg.n_envs), seed, int(cfg.env.max_episode_steps), dict(cfg.env.kwargs)
     )

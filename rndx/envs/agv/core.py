@@ -365,8 +365,10 @@ class AGVCore:
             reward, events = self._tick(actions, np.flatnonzero(~live))
             total = total + np.where(live, reward, 0.0)
             for key, value in events.items():
-                masked = np.where(live, value, np.zeros_like(value))
-                acc[key] = acc[key] | masked if value.dtype == bool else acc[key] + masked
+                if value.dtype == bool:
+                    acc[key] = acc[key] | (value & live)
+                else:
+                    acc[key] = acc[key] + np.where(live, value, 0.0)
             live &= ~(acc["success"] | acc["collision"])
         self.steps += 1
         return total, acc
