@@ -383,13 +383,13 @@ def test_action_repeat_stops_at_the_tick_that_ends_the_step() -> None:
     once, and a vehicle still driving in the same batch moves all 4 ticks."""
     core = AGVCore(2, AGVConfig(action_repeat=4))
     core.reset_envs(np.arange(2))
-    core.place(0, {"start": (0.31, 6.0, math.pi)})  # facing the west wall, 1 cm from it
+    core.place(0, {"start": (1.31, 6.0, math.pi)})  # facing the west wall, 1 cm from it
     core.place(1, {"start": (8.0, 6.0, 0.0)})
     core.v[:] = 1.0
     reward, events = core.step(np.array([[1.0, 0.0], [1.0, 0.0]]))
     assert events["collision"].tolist() == [True, False]
     assert reward[0] == pytest.approx(-0.1) and reward[1] == 0.0
-    assert core.pos[0, 0] == pytest.approx(0.31 - 0.1 * core.v[0], abs=1e-9)  # one tick
+    assert core.pos[0, 0] == pytest.approx(1.31 - 0.1 * core.v[0], abs=1e-9)  # one tick
     assert core.pos[1, 0] > 8.0 + 3 * 0.1 and core.steps.tolist() == [1, 1]
 
 
@@ -397,3 +397,57 @@ def test_action_repeat_stops_at_the_tick_that_ends_the_step() -> None:
 def test_bad_action_repeat_is_named(bad) -> None:
     with pytest.raises(ValueError, match="action_repeat"):
         AGVConfig(action_repeat=bad)
+
+
+def test_observe_pose_appends_the_normalised_pose() -> None:
+    """observe_pose: the observation ends with x / width, y / height, cos, sin of the heading,
+    the rest unchanged; check_env holds on the wider space and the batched core agrees."""
+    plain = gym.make("rndx/AGVWarehouse-v0", layout="hard")
+    posed = gym.make("rndx/AGVWarehouse-v0", layout="hard", observe_pose=True)
+    check_env(posed.unwrapped)
+    assert posed.observation_space.shape[0] == plain.observation_space.shape[0] + 4
+    start = {"start": (11.0, 4.5, 2.0), "goal": (1.5, 1.5)}
+    o_plain, _ = plain.reset(seed=3, options=start)
+    o_posed, info = posed.reset(seed=3, options=start)
+    np.testing.assert_allclose(o_posed[:-4], o_plain)
+    np.testing.assert_allclose(
+        o_posed[-4:], [11.0 / 22, 4.5 / 12, math.cos(2.0), math.sin(2.0)], atol=1e-6
+    )
+    a = np.array([0.5, -0.3], np.float32)
+    for _ in range(5):
+        o_plain, *_ = plain.step(a)
+        o_posed, _, _, _, info = posed.step(a)
+    np.testing.assert_allclose(o_posed[:-4], o_plain)
+    x, y, c, s = info["pose"]
+    np.testing.assert_allclose(o_posed[-4:], [x / 22, y / 12, c, s], atol=1e-6)
+    vec = AGVWarehouseVectorEnv(num_envs=3, layout="hard", observe_pose=True)
+    obs, infos = vec.reset(seed=0)
+    assert obs.shape == (3, o_posed.shape[0]) and vec.single_observation_space.contains(obs[0])
+    np.testing.assert_allclose(obs[:, -4:-2] * [22, 12], infos["pose"][:, :2], atol=1e-5)
+
+
+def test_collision_stop_puts_the_vehicle_back_and_goes_on() -> None:
+    """collision='stop': the colliding tick pays the penalty, the vehicle is back at the pose
+    the tick began from with zero velocity, the episode is not terminated, and driving away
+    from the wall works; the default still terminates."""
+    for mode, ends in (("terminate", True), ("stop", False)):
+        env = gym.make("rndx/AGVWarehouse-v0", collision=mode).unwrapped
+        env.reset(seed=0, options={"start": (1.35, 6.0, math.pi)})  # 5 cm from the west wall
+        env.core.v[:] = 1.0
+        _, r, term, _, info = env.step(np.array([1.0, 0.0], np.float32))
+        assert info["collision"] and r == pytest.approx(-0.1) and term == ends
+        if mode == "stop":
+            assert env.core.pos[0, 0] == pytest.approx(1.35) and env.core.v[0] == 0.0
+            assert info["pose"][0] == pytest.approx(1.35)
+            for _ in range(5):
+                _, r, term, _, info = env.step(np.array([-1.0, 0.0], np.float32))
+                assert not info["collision"] and not term and r == 0.0
+            assert env.core.pos[0, 0] > 1.45
+    vec = AGVWarehouseVectorEnv(num_envs=2, collision="stop", max_episode_steps=50)
+    vec.reset(seed=0)
+    vec.core.place(0, {"start": (1.35, 6.0, math.pi)})
+    vec.core.v[:] = 1.0
+    _, _, term, trunc, infos = vec.step(np.array([[1.0, 0.0], [0.0, 0.0]], np.float32))
+    assert infos["collision"][0] and not term[0] and not trunc[0]
+    with pytest.raises(ValueError, match="collision='bounce'"):
+        AGVConfig(collision="bounce")

@@ -358,6 +358,8 @@ def test_push_obstacle_blocks_from_the_first_episode_of_a_fresh_env() -> None:
         assert env.block_xy[0] < 0.1 - 0.05, first  # stopped at the obstacle's face
 
 
-def test_bullet_agv_rejects_action_repeat() -> None:
+def test_bullet_agv_rejects_action_repeat_and_collision_stop() -> None:
     with pytest.raises(ValueError, match="action_repeat=2"):
         gym.make(BULLET, action_repeat=2)
+    with pytest.raises(ValueError, match="collision='stop'"):
+        gym.make(BULLET, collision="stop")

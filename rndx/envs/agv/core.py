@@ -25,6 +25,7 @@ TASKS = ("reach", "pick_drop")
 AGV_LANE_OFFSET = 0.5  # metres from the aisle's centre line to an obstacle AGV's path
 START_MARGIN = 0.15  # metres of free space around a sampled start or goal beyond the radius
 REWARDS = ("sparse", "dense")
+COLLISIONS = ("terminate", "stop")
 
 
 @dataclass
@@ -63,10 +64,18 @@ class AGVConfig:
     # control ticks of dt per step: the command is held that long (frame skip); the step
     # ends at the first tick with a collision or success, rewards summed over its ticks
     action_repeat: int = 1
+    # append the vehicle's own pose (x / width, y / height, cos, sin of the heading) to the
+    # observation: a localised AGV; off by default (the pose is always in info["pose"])
+    observe_pose: bool = False
+    # "terminate": a collision ends the episode (default); "stop": the vehicle stays at its
+    # pose before the colliding tick with zero velocity, takes the penalty, and drives on
+    collision: str = "terminate"
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"task={self.task!r}; allowed: {list(TASKS)}")
+        if self.collision not in COLLISIONS:
+            raise ValueError(f"collision={self.collision!r}; allowed: {list(COLLISIONS)}")
         if self.reward not in REWARDS:
             raise ValueError(f"reward={self.reward!r}; allowed: {list(REWARDS)}")
         for name in ("dt", "v_max", "w_max", "a_max", "alpha_max", "radius", "lidar_range"):
@@ -155,7 +164,9 @@ class AGVCore:
         if (cfg.n_agvs or cfg.n_pedestrians or cfg.goal_speed) and len(self.world.lanes) == 0:
             raise ValueError(f"layout {lay.name!r} has no aisle long enough for moving obstacles")
         self.beam_offsets = np.linspace(-np.pi, np.pi, cfg.n_beams, endpoint=False)
-        self.obs_dim = cfg.n_beams + 5 + (1 if cfg.task == "pick_drop" else 0)
+        self.obs_dim = (
+            cfg.n_beams + 5 + (1 if cfg.task == "pick_drop" else 0) + (4 if cfg.observe_pose else 0)
+        )
         n, m = self.n, cfg.n_agvs + cfg.n_pedestrians
         self.m = m
         self.rngs = [np.random.default_rng() for _ in range(n)]
@@ -358,7 +369,7 @@ class AGVCore:
         ``collision``, ``picked`` and the reward terms. Observations come from :meth:`observe`.
         """
         total, acc = self._tick(actions, None)
-        live = ~(acc["success"] | acc["collision"])
+        live = ~(acc["success"] | acc["collision"])  # a colliding tick ends the step either way
         for _ in range(self.cfg.action_repeat - 1):
             if not live.any():
                 break
@@ -382,6 +393,9 @@ class AGVCore:
         held = None
         if frozen is not None and len(frozen):
             held = [a[frozen].copy() for a in (self.pos, self.theta, self.v, self.w)]
+        before = None
+        if cfg.collision == "stop":
+            before = self.pos.copy(), self.theta.copy()
         integrate(
             self.pos,
             self.theta,
@@ -399,7 +413,20 @@ class AGVCore:
             for a, h in zip((self.pos, self.theta, self.v, self.w), held):
                 a[frozen] = h
         self.advance_obstacles()
-        return self.goal_step(self._collides())
+        collision = self._collides()
+        if before is not None and collision.any():
+            hit = np.flatnonzero(collision)
+            self.pos[hit], self.theta[hit] = before[0][hit], before[1][hit]
+            self.v[hit] = 0.0
+            self.w[hit] = 0.0
+        return self.goal_step(collision)
+
+    def terminal(self, events: dict[str, np.ndarray]) -> np.ndarray:
+        """Which vehicles' episodes end after a step with these events: success, and a
+        collision unless ``collision='stop'``."""
+        if self.cfg.collision == "stop":
+            return events["success"].copy()
+        return events["success"] | events["collision"]
 
     def advance_obstacles(self) -> None:
         """Move the AGVs, pedestrians and a moving goal one control step along their
@@ -481,7 +508,8 @@ class AGVCore:
         self, idx: np.ndarray | None = None, ranges: np.ndarray | None = None
     ) -> np.ndarray:
         """Observation (n, obs_dim) float32: lidar / range, goal distance / diagonal, goal
-        bearing (cos, sin) in the vehicle frame, v / v_max, w / w_max [, carrying flag].
+        bearing (cos, sin) in the vehicle frame, v / v_max, w / w_max [, carrying flag]
+        [, with ``observe_pose``: x / width, y / height, cos and sin of the heading].
 
         ``idx`` (int array) observes only those vehicles. Sensor noise is drawn from each
         observed vehicle's own generator. ``ranges`` (n, beams) in metres replaces the 2D ray
@@ -512,6 +540,10 @@ class AGVCore:
             cfg.w_max,
             cfg.task == "pick_drop",
         )
+        if cfg.observe_pose:
+            pose = self.pose[sel]
+            xy = np.clip(pose[:, :2] / np.array([self.width, self.height], np.float32), 0.0, 1.0)
+            obs = np.concatenate([obs, xy, pose[:, 2:]], axis=1, dtype=np.float32)
         return obs
 
     def poses(self) -> np.ndarray:
@@ -523,4 +555,6 @@ class AGVCore:
         high = np.ones(self.obs_dim, dtype=np.float32)
         nb = self.cfg.n_beams
         low[nb + 1 : nb + 5] = -1.0  # cos, sin, v, w
+        if self.cfg.observe_pose:
+            low[-2:] = -1.0  # the pose's cos, sin (x, y / floor size in [0, 1] before them)
         return low, high

@@ -65,7 +65,9 @@ class AGVWarehouseEnv(gym.Env):
     moving goal's path.
 
     ## Episode End
-    Terminated on success or on a collision with a wall, shelf, AGV or pedestrian. Truncation
+    Terminated on success or on a collision with a wall, shelf, AGV or pedestrian (with
+    ``collision="stop"`` a collision instead puts the vehicle back where the tick began with
+    zero velocity and the episode goes on, the penalty paid at each colliding tick). Truncation
     is owned by ``TimeLimit`` (``max_episode_steps`` of the registered id).
 
     ## Arguments
@@ -101,7 +103,7 @@ class AGVWarehouseEnv(gym.Env):
         a = validate_actions(action, 1)
         reward, events = self.core.step(a)
         obs = self.core.observe()[0]
-        terminated = bool(events["success"][0] or events["collision"][0])
+        terminated = bool(self.core.terminal(events)[0])
         info = step_info(self.core, events, 0)
         info["is_success"] = bool(info["is_success"])
         return obs, float(reward[0]), terminated, False, info

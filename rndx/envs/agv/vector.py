@@ -66,7 +66,7 @@ class _BatchedFace:
     ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]:
         a = validate_actions(actions, self.core.n)
         reward, events = self.core.step(a)
-        terminated = events["success"] | events["collision"]
+        terminated = self.core.terminal(events)
         if self.max_episode_steps is None:
             truncated = np.zeros(self.core.n, dtype=bool)
         else:

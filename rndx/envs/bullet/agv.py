@@ -102,6 +102,11 @@ class BulletAGVWarehouseEnv(gym.Env):
                 f"action_repeat={self.config.action_repeat!r}: the Bullet AGV steps its physics "
                 "once per command; allowed: 1"
             )
+        if self.config.collision != "terminate":
+            raise ValueError(
+                f"collision={self.config.collision!r}: a contact in the Bullet AGV ends the "
+                "episode; allowed: 'terminate'"
+            )
         cfg = self.config
         self.core = AGVCore(1, cfg, track_env=0 if render_mode else -1)
         self.metadata = {**self.metadata, "render_fps": int(round(1.0 / cfg.dt))}
