@@ -239,7 +239,7 @@ class BulletAGVWarehouseEnv(gym.Env):
         if events["picked"][0]:
             self._move_goal()
         obs = self._observe()
-        terminated = bool(events["success"][0] or events["collision"][0])
+        terminated = bool(core.terminal(events)[0])
         info = step_info(core, events, 0)
         info["is_success"] = bool(info["is_success"])
         info["collision"] = bool(info["collision"])
