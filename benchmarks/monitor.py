@@ -79,7 +79,7 @@ METHODS = {"FIPER (and)": "and", "RND-OE": "rnd_oe", "ACE": "ace", "OR": "or"}
 
 
 def ensure_runs(task: dict[str, Any], names: list[str]) -> dict[str, Path]:
-    """Train (once) the policies ``names`` (chunk_flow, ppo) of ``task`` with rndx.train;
+    """Train (once) the policies ``names`` (chunk_flow, ppo, ppo_sde) of ``task`` with rndx.train;
     return their run dirs."""
     from hydra import compose, initialize_config_dir
 
@@ -110,6 +110,8 @@ def ensure_runs(task: dict[str, Any], names: list[str]) -> dict[str, Path]:
             "eval.deterministic=false",
         ],
     }
+    # the same PPO with gSDE: its Gaussian's std depends on the state, so ACE has a signal
+    recipes["ppo_sde"] = [*recipes["ppo"], "+agent.ppo.use_sde=true"]
     runs = {}
     for name in names:
         if name not in recipes:
