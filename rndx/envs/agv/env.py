@@ -47,10 +47,11 @@ class AGVWarehouseEnv(gym.Env):
     ``max_episode_steps`` counts steps, not ticks.
 
     ## Observation Space
-    ``Box(float32, (n_beams + 5 [+1],))``: lidar ranges / ``lidar_range`` in [0, 1] (360°,
-    beam 0 points backwards, counter-clockwise), goal distance / layout diagonal, goal bearing
-    (cos, sin) in the vehicle frame, v / v_max, w / w_max, and for ``pick_drop`` a carrying
-    flag. The pose (x, y, cos, sin) is in ``info["pose"]``, not in the observation.
+    ``Box(float32, (n_beams + 5 [+1] [+4],))``: lidar ranges / ``lidar_range`` in [0, 1]
+    (360°, beam 0 points backwards, counter-clockwise), goal distance / layout diagonal, goal
+    bearing (cos, sin) in the vehicle frame, v / v_max, w / w_max, for ``pick_drop`` a
+    carrying flag, and with ``observe_pose`` the pose (x / width, y / height, cos, sin of the
+    heading). The pose (x, y, cos, sin) is always in ``info["pose"]``.
 
     ## Reward
     ``sparse`` (default): ``goal_reward`` (+1) on success, ``-collision_penalty`` on a
