@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
+from torch import nn
 
 from rndx.agents.chunk_flow import ChunkFlowPolicy
 from rndx.agents.intrinsic_ppo import IntrinsicPPO
@@ -33,6 +34,35 @@ _ALGOS: dict[str, type[Any]] = {
 
 # Algorithms trained from demonstrations (``demos=<file>``) instead of env interaction.
 IMITATION_ALGOS = ("chunk_flow",)
+
+
+# ``policy_kwargs.activation_fn`` by name: a YAML config cannot hold a torch class.
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+}
+
+
+def resolve_policy_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Return ``kwargs`` with ``policy_kwargs.activation_fn`` given by name (``relu``)
+    replaced by its torch class; a class passes through.
+
+    :raises ValueError: for a name not in :data:`ACTIVATIONS`; the message lists them.
+    """
+    policy_kwargs = kwargs.get("policy_kwargs")
+    if not policy_kwargs or not isinstance(policy_kwargs.get("activation_fn"), str):
+        return kwargs
+    name = policy_kwargs["activation_fn"]
+    if name.lower() not in ACTIVATIONS:
+        raise ValueError(f"policy_kwargs.activation_fn={name!r}; allowed: {', '.join(ACTIVATIONS)}")
+    return {
+        **kwargs,
+        "policy_kwargs": {**policy_kwargs, "activation_fn": ACTIVATIONS[name.lower()]},
+    }
 
 
 def known_algos() -> list[str]:
@@ -78,7 +108,7 @@ def build_agent(
             f"algo {algo!r} learns from demonstrations: train it with "
             "`python -m rndx.train agent=chunk_flow demos=<file>`"
         )
-    kwargs: dict[str, Any] = to_dict(cfg_agent.get("ppo"))
+    kwargs: dict[str, Any] = resolve_policy_kwargs(to_dict(cfg_agent.get("ppo")) or {})
     if algo == "intrinsic_ppo":
         kwargs.update(to_dict(cfg_agent.get("intrinsic")))
     elif cfg_agent.get("intrinsic") is not None:

@@ -1,0 +1,52 @@
+"""build_agent: activation functions by name from a YAML config, and a clear error otherwise."""
+
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_dir
+from torch import nn
+
+from rndx.agents import ACTIVATIONS, build_agent, load_agent, resolve_policy_kwargs
+from rndx.envs import make_sb3_vec_env
+from rndx.paths import config_dir
+
+
+def _agent(tmp_path, *overrides: str):
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                "experiment=smoke",
+                "agent.ppo.n_steps=16",
+                "agent.ppo.batch_size=32",
+                *overrides,
+            ],
+        )
+    env = make_sb3_vec_env(str(cfg.env.id), 2, 0, 20, dict(cfg.env.kwargs))
+    return build_agent(cfg.agent, env, 0, "cpu", None)
+
+
+def _activations(model) -> set[type]:
+    return {
+        type(m) for m in model.policy.mlp_extractor.modules() if type(m) in ACTIVATIONS.values()
+    }
+
+
+@pytest.mark.parametrize("agent", ["ppo", "ppo_rnd"])
+def test_activation_by_name_builds_and_survives_save_load(tmp_path, agent: str) -> None:
+    default = _agent(tmp_path, f"agent={agent}")
+    assert _activations(default) == {nn.Tanh}  # the config's default is SB3's
+    model = _agent(tmp_path, f"agent={agent}", "agent.ppo.policy_kwargs.activation_fn=relu")
+    assert _activations(model) == {nn.ReLU}
+    model.save(tmp_path / "m.zip")
+    algo = "ppo" if agent == "ppo" else "intrinsic_ppo"
+    assert _activations(load_agent(algo, tmp_path / "m.zip")) == {nn.ReLU}
+
+
+def test_unknown_activation_names_the_value_and_the_allowed_ones() -> None:
+    with pytest.raises(ValueError, match=r"activation_fn='swish'.*tanh, relu"):
+        resolve_policy_kwargs({"policy_kwargs": {"activation_fn": "swish"}})
+    # a class, or no policy_kwargs at all, passes through unchanged
+    kwargs = {"policy_kwargs": {"activation_fn": nn.ELU}, "n_steps": 8}
+    assert resolve_policy_kwargs(kwargs) == kwargs
+    assert resolve_policy_kwargs({"n_steps": 8}) == {"n_steps": 8}
