@@ -7,7 +7,6 @@ VecEnv, prints a small table and writes ``<run>/eval_<seed>.json``.
 from __future__ import annotations
 
 import sys
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -124,10 +123,10 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
 
 
 def load_model_file(algo: str, path: str | Path, device: str = "cpu") -> Any:
-    """Load a saved model, turning zip-level failures into a clear error.
+    """Load a run's saved model; a missing file says which file a run should have.
 
     :raises FileNotFoundError: if ``path`` is missing.
-    :raises ValueError: if ``path`` is not a readable model archive.
+    :raises ValueError: if ``path`` is not a readable model archive (from :func:`load_agent`).
     """
     model_path = Path(path)
     if not model_path.is_file():
@@ -135,17 +134,7 @@ def load_model_file(algo: str, path: str | Path, device: str = "cpu") -> Any:
             f"model file {str(model_path)!r} not found (expected the "
             "model.zip that rndx.train writes when training finishes)"
         )
-    if not zipfile.is_zipfile(model_path):
-        raise ValueError(
-            f"model file {str(model_path)!r} is corrupt: not a zip archive "
-            "(expected the .zip that the agent's save writes)"
-        )
-    try:
-        return load_agent(algo, model_path, device=device)
-    except (zipfile.BadZipFile, KeyError, EOFError, RuntimeError, OSError) as exc:
-        raise ValueError(
-            f"model file {str(model_path)!r} is corrupt or not a {algo} model: {exc}"
-        ) from exc
+    return load_agent(algo, model_path, device=device)
 
 
 def evaluate_run(

@@ -54,6 +54,13 @@ def test_resume_reaches_total_timesteps(tmp_path: Path) -> None:
     # One TensorBoard run folder: the resumed run continues the same log.
     assert len([p for p in (run / "tb").iterdir() if p.is_dir()]) == 1
 
+    # A corrupt checkpoint stops the resume with an error naming it; model.zip is untouched.
+    model_bytes = (run / "model.zip").read_bytes()
+    (run / "checkpoints" / "latest.zip").write_bytes(b"truncated by a crash")
+    with pytest.raises(ValueError, match=r"checkpoint '.*latest.zip' is corrupt"):
+        train(resume_config(run, ["total_timesteps=4096"]))
+    assert (run / "model.zip").read_bytes() == model_bytes
+
 
 def test_resume_rejects_changing_the_env(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text("seed: 0\n")

@@ -11,6 +11,7 @@ shared PPO settings under ``ppo:`` plus, for intrinsic agents, the exploration s
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -133,5 +134,23 @@ def load_agent(
     """Load a saved agent of kind ``algo`` from ``path`` (the file its ``save`` wrote).
 
     :param env: attach this env (needed to continue training); None for prediction only.
+    :raises FileNotFoundError: if ``path`` is missing (SB3 would look for ``path.zip``).
+    :raises ValueError: if ``path`` is not a readable ``algo`` checkpoint.
     """
-    return algo_class(algo).load(str(path), env=env, device=device)
+    cls = algo_class(algo)
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{algo} checkpoint {str(p)!r} not found")
+    if cls is ChunkFlowPolicy:  # a torch file: its own load names what is wrong
+        return cls.load(p, env=env, device=device)
+    if not zipfile.is_zipfile(p):
+        raise ValueError(
+            f"{algo} checkpoint {str(p)!r} is corrupt: not a zip archive "
+            "(expected the .zip that the agent's save writes)"
+        )
+    try:
+        return cls.load(str(p), env=env, device=device)
+    except (zipfile.BadZipFile, KeyError, EOFError, RuntimeError, OSError) as exc:
+        raise ValueError(
+            f"{algo} checkpoint {str(p)!r} is corrupt or not a {algo} model: {exc}"
+        ) from exc

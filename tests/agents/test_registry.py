@@ -50,3 +50,13 @@ def test_unknown_activation_names_the_value_and_the_allowed_ones() -> None:
     kwargs = {"policy_kwargs": {"activation_fn": nn.ELU}, "n_steps": 8}
     assert resolve_policy_kwargs(kwargs) == kwargs
     assert resolve_policy_kwargs({"n_steps": 8}) == {"n_steps": 8}
+
+
+@pytest.mark.parametrize("algo", ["ppo", "intrinsic_ppo", "chunk_flow"])
+def test_load_agent_names_a_missing_or_corrupt_checkpoint(tmp_path, algo: str) -> None:
+    missing = tmp_path / "latest.zip"
+    with pytest.raises(FileNotFoundError, match=f"{algo} checkpoint .*latest.zip' not found"):
+        load_agent(algo, missing)  # the path as given, not SB3's 'latest.zip.zip'
+    missing.write_bytes(b"half a checkpoint")
+    with pytest.raises(ValueError, match="corrupt"):
+        load_agent(algo, missing)
