@@ -282,6 +282,22 @@ def test_bad_actions_raise(action) -> None:
         env.step(np.asarray(action, dtype=np.float64))
 
 
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [
+        (np.zeros(3), r"shape \(3,\); expected \(2,\)"),
+        ("fast", r"'fast' is not numeric; expected floats of shape \(2,\)"),
+        ([None, 0.0], "NaN or inf"),  # numpy reads None as NaN
+        ([np.nan, 0.0], r"NaN or inf: \[\[nan, 0.0\]\]; allowed: finite in \[-1, 1\]"),
+    ],
+)
+def test_bad_action_messages_name_the_value_and_what_is_allowed(action, message) -> None:
+    env = gym.make("rndx/AGVWarehouse-v0").unwrapped
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=message):
+        env.step(action)
+
+
 def test_out_of_range_actions_are_clipped() -> None:
     a, b = (gym.make("rndx/AGVWarehouse-v0").unwrapped for _ in range(2))
     a.reset(seed=0)

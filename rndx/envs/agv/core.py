@@ -131,12 +131,18 @@ def validate_actions(actions: Any, n: int) -> np.ndarray:
         v, w = float(actions.flat[0]), float(actions.flat[1])
         if math.isfinite(v) and math.isfinite(w):
             return np.array([[min(max(v, -1.0), 1.0), min(max(w, -1.0), 1.0)]])
-    a = np.asarray(actions, dtype=np.float64)
+    expected = (n, 2) if n > 1 else (2,)
+    try:
+        a = np.asarray(actions, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"action {actions!r} is not numeric; expected floats of shape {expected} in [-1, 1]"
+        ) from None
     if a.shape != (n, 2):
         if n == 1 and a.shape == (2,):
             a = a.reshape(1, 2)
         else:
-            raise ValueError(f"action has shape {a.shape}; expected {(n, 2) if n > 1 else (2,)}")
+            raise ValueError(f"action has shape {a.shape}; expected {expected}")
     if not np.isfinite(a.sum()):  # one reduction; NaN/inf anywhere makes the sum non-finite
         bad = a[~np.isfinite(a).all(axis=1)]
         raise ValueError(f"action contains NaN or inf: {bad.tolist()}; allowed: finite in [-1, 1]")
