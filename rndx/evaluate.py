@@ -18,6 +18,7 @@ from rndx.config import to_dict
 from rndx.utils.cli import parse_key_values, to_bool
 from rndx.utils.headless import use_headless_backends
 from rndx.utils.io import atomic_write_json
+from rndx.utils.sde import resample_sde_noise
 
 # rndx.envs (pygame, MuJoCo) is imported lazily, so this still runs before their first import.
 use_headless_backends()
@@ -66,6 +67,8 @@ def evaluate_policy_episodes(
         # learns from episode_start which envs just restarted
         starts = np.ones(n_envs, dtype=bool)
         while (counts < quotas).any():
+            if not deterministic:  # gSDE: one noise draw per episode
+                resample_sde_noise(model, n_envs, starts)
             actions, _ = model.predict(obs, episode_start=starts, deterministic=deterministic)
             obs, _, dones, infos = env.step(actions)
             starts = np.asarray(dones, dtype=bool)

@@ -23,6 +23,7 @@ from rndx.evaluate import eval_seed, load_model_file, load_run_config
 from rndx.utils.cli import parse_key_values, to_bool
 from rndx.utils.headless import use_headless_backends
 from rndx.utils.io import atomic_save
+from rndx.utils.sde import resample_sde_noise
 from rndx.viz.strip import REQUIRED_KEYS, strip_frames
 
 # rndx.envs (pygame, MuJoCo) is imported lazily, so this still runs before their first import.
@@ -109,6 +110,8 @@ def play_episode(env: Any, policy: Any, seed: int, deterministic: bool, monitore
         kwargs: dict[str, Any] = {"deterministic": deterministic} if pass_det else {}
         if pass_start:
             kwargs["episode_start"] = np.array([first])
+        if not deterministic:  # a gSDE agent: one noise draw per episode
+            resample_sde_noise(policy, 1, np.array([first]))
         action, extra = policy.predict(obs, **kwargs)
         if monitored:
             episode.monitor.append(monitor_record(extra))

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from rndx.utils.sde import resample_sde_noise
+
 
 def _obs2d(obs: Any, obs_dim: int) -> np.ndarray:
     x = np.asarray(obs, dtype=np.float32)
@@ -100,6 +102,8 @@ class SB3PolicyAdapter:
         return torch.maximum(torch.minimum(a, self._high), self._low).cpu().numpy()
 
     def predict(self, obs, state=None, episode_start=None, deterministic=False):
+        if not deterministic:  # gSDE: one noise draw per episode (rndx.utils.sde)
+            resample_sde_noise(self.model, len(_obs2d(obs, self.obs_dim)), episode_start)
         return self.model.predict(
             obs, state=state, episode_start=episode_start, deterministic=deterministic
         )
