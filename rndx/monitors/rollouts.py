@@ -19,6 +19,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from rndx.utils.sde import resample_sde_noise
+
 
 @dataclass
 class Rollout:
@@ -79,6 +81,8 @@ def _lockstep(policy, obs: np.ndarray, steps: int, step_fn, deterministic: bool)
     starts = np.ones(n, dtype=bool)
     for t in range(steps):
         trace[t] = obs
+        if not deterministic:  # a gSDE agent: one noise draw per episode
+            resample_sde_noise(policy, n, starts)
         actions, _ = policy.predict(obs, episode_start=starts, deterministic=deterministic)
         starts[:] = False
         obs, done, succ, coll = step_fn(np.asarray(actions), active.copy(), t)

@@ -76,3 +76,13 @@ def test_stochastic_evaluation_of_a_gsde_agent_runs_its_episodes(sde_model):
         sde_model, "rndx/AGVWarehouse-v0", 6, 0, 20, {}, deterministic=False
     )
     assert result["episodes"] == 6
+
+
+def test_monitor_rollouts_give_every_episode_of_a_batch_its_own_draw(sde_model):
+    from rndx.monitors.rollouts import run_rollouts
+
+    rolls = run_rollouts(sde_model, "rndx/AGVWarehouse-v0", 5, seed=0, max_episode_steps=10)
+    assert len(rolls) == 5
+    mats = sde_model.policy.action_dist.exploration_matrices
+    assert mats.shape[0] == 5
+    assert len({tuple(m.flatten().tolist()) for m in mats}) == 5
