@@ -164,10 +164,22 @@ def _clone(cfg: DictConfig, env, run_dir: Path, device: str) -> ChunkFlowPolicy:
     )
 
 
+def check_counts(cfg: DictConfig) -> None:
+    """Fail before anything is written when a count of the run is not a positive integer.
+
+    :raises ValueError: naming the key and its value.
+    """
+    for key in ("total_timesteps", "n_envs", "checkpoint_every"):
+        value = cfg.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{key}={value!r} must be an integer >= 1")
+
+
 def train(cfg: DictConfig) -> Path:
     """Train, checkpoint, save and evaluate one run described by ``cfg``; return its run dir."""
     from rndx.envs import make_sb3_vec_env
 
+    check_counts(cfg)
     run_dir = resolve_run_dir(cfg)
     cfg = OmegaConf.create(to_dict(cfg))  # resolved copy: the caller's config stays untouched
     cfg.run_dir = str(run_dir)

@@ -62,6 +62,14 @@ def test_resume_reaches_total_timesteps(tmp_path: Path) -> None:
     assert (run / "model.zip").read_bytes() == model_bytes
 
 
+@pytest.mark.parametrize("override", ["total_timesteps=-5", "n_envs=0", "checkpoint_every=0"])
+def test_bad_counts_fail_before_the_run_dir_is_written(tmp_path: Path, override: str) -> None:
+    key, value = override.split("=")
+    with pytest.raises(ValueError, match=f"{key}={value} must be an integer >= 1"):
+        train(_smoke_cfg(tmp_path / "run", override))
+    assert not (tmp_path / "run").exists()
+
+
 def test_resume_rejects_changing_the_env(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text("seed: 0\n")
     with pytest.raises(ValueError, match="cannot change 'env.name'"):

@@ -110,6 +110,9 @@ def build_agent(
             "`python -m rndx.train agent=chunk_flow demos=<file>`"
         )
     kwargs: dict[str, Any] = resolve_policy_kwargs(to_dict(cfg_agent.get("ppo")) or {})
+    for name in ("gamma", "gae_lambda"):  # SB3 takes any number here
+        if name in kwargs and not 0.0 <= kwargs[name] <= 1.0:
+            raise ValueError(f"agent.ppo.{name}={kwargs[name]!r} must be in [0, 1]")
     if algo == "intrinsic_ppo":
         kwargs.update(to_dict(cfg_agent.get("intrinsic")))
     elif cfg_agent.get("intrinsic") is not None:

@@ -311,6 +311,16 @@ class IntrinsicPPO(PPO):
         # the floor's (width, height) for 'pose_tiles': read from the env at the first setup
         # and saved with the agent, so a loaded agent rebuilds the same input without an env
         self.input_extent: tuple[float, float] | None = None
+        if not 0.0 <= gamma_int < 1.0:
+            raise ValueError(
+                f"gamma_int={gamma_int!r} must be in [0, 1): the intrinsic return runs through "
+                "episode ends, so it has no horizon but its discount"
+            )
+        for name, value in (("ext_coef", ext_coef), ("int_coef", int_coef)):
+            if not value >= 0:
+                raise ValueError(f"{name}={value!r} must be >= 0")
+        if isinstance(init_steps, bool) or not isinstance(init_steps, int) or init_steps < 0:
+            raise ValueError(f"init_steps={init_steps!r} must be an integer >= 0")
         self.gamma_int, self.ext_coef, self.int_coef = gamma_int, ext_coef, int_coef
         self.int_coef_schedule = CoefSchedule(int_coef_schedule, int_coef, int_coef_end)
         self.init_steps = init_steps

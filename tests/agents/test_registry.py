@@ -60,3 +60,19 @@ def test_load_agent_names_a_missing_or_corrupt_checkpoint(tmp_path, algo: str) -
     missing.write_bytes(b"half a checkpoint")
     with pytest.raises(ValueError, match="corrupt"):
         load_agent(algo, missing)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("agent.ppo.gamma=1.5", r"agent.ppo.gamma=1.5 must be in \[0, 1\]"),
+        ("agent.ppo.gae_lambda=-0.1", r"agent.ppo.gae_lambda=-0.1 must be in \[0, 1\]"),
+        ("agent.intrinsic.gamma_int=1.0", r"gamma_int=1.0 must be in \[0, 1\)"),
+        ("agent.intrinsic.int_coef=-1", "int_coef=-1 must be >= 0"),
+        ("agent.intrinsic.ext_coef=-2.0", "ext_coef=-2.0 must be >= 0"),
+        ("agent.intrinsic.init_steps=-3", "init_steps=-3 must be an integer >= 0"),
+    ],
+)
+def test_bad_discounts_and_coefficients_are_named(tmp_path, override: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _agent(tmp_path, "agent=ppo_rnd", override)
