@@ -171,7 +171,8 @@ def check_counts(cfg: DictConfig) -> None:
     """
     for key in ("total_timesteps", "n_envs", "checkpoint_every"):
         value = cfg.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not whole or value < 1:  # 1e6 from the CLI is fine
             raise ValueError(f"{key}={value!r} must be an integer >= 1")
 
 

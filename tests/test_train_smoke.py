@@ -62,7 +62,9 @@ def test_resume_reaches_total_timesteps(tmp_path: Path) -> None:
     assert (run / "model.zip").read_bytes() == model_bytes
 
 
-@pytest.mark.parametrize("override", ["total_timesteps=-5", "n_envs=0", "checkpoint_every=0"])
+@pytest.mark.parametrize(
+    "override", ["total_timesteps=-5", "n_envs=0", "checkpoint_every=0", "total_timesteps=1.5"]
+)
 def test_bad_counts_fail_before_the_run_dir_is_written(tmp_path: Path, override: str) -> None:
     key, value = override.split("=")
     with pytest.raises(ValueError, match=f"{key}={value} must be an integer >= 1"):
