@@ -181,6 +181,7 @@ def train(cfg: DictConfig) -> Path:
     from rndx.envs import make_sb3_vec_env
 
     check_counts(cfg)
+    device = resolve_device(str(cfg.device))  # a bad count or device fails before any write
     run_dir = resolve_run_dir(cfg)
     cfg = OmegaConf.create(to_dict(cfg))  # resolved copy: the caller's config stays untouched
     cfg.run_dir = str(run_dir)
@@ -189,7 +190,6 @@ def train(cfg: DictConfig) -> Path:
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg))
 
     set_random_seed(int(cfg.seed))
-    device = resolve_device(str(cfg.device))
     env_kwargs = to_dict(cfg.env.get("kwargs"))
     env = make_sb3_vec_env(
         str(cfg.env.id), int(cfg.n_envs), int(cfg.seed), cfg.env.max_episode_steps, env_kwargs

@@ -63,11 +63,19 @@ def test_resume_reaches_total_timesteps(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "override", ["total_timesteps=-5", "n_envs=0", "checkpoint_every=0", "total_timesteps=1.5"]
+    ("override", "message"),
+    [
+        ("total_timesteps=-5", "total_timesteps=-5 must be an integer >= 1"),
+        ("n_envs=0", "n_envs=0 must be an integer >= 1"),
+        ("checkpoint_every=0", "checkpoint_every=0 must be an integer >= 1"),
+        ("total_timesteps=1.5", "total_timesteps=1.5 must be an integer >= 1"),
+        ("device=tpu", "unknown device 'tpu'"),
+    ],
 )
-def test_bad_counts_fail_before_the_run_dir_is_written(tmp_path: Path, override: str) -> None:
-    key, value = override.split("=")
-    with pytest.raises(ValueError, match=f"{key}={value} must be an integer >= 1"):
+def test_bad_counts_and_devices_fail_before_the_run_dir_is_written(
+    tmp_path: Path, override: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
         train(_smoke_cfg(tmp_path / "run", override))
     assert not (tmp_path / "run").exists()
 
