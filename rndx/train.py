@@ -26,6 +26,7 @@ from rndx.config import to_dict
 from rndx.evaluate import eval_seed, evaluate_policy_episodes, load_run_config
 from rndx.paths import config_dir
 from rndx.record import after_training
+from rndx.utils.checks import whole_number
 from rndx.utils.headless import use_headless_backends
 from rndx.utils.io import atomic_save, atomic_write_json, atomic_write_text
 from rndx.viz.novelty import VISITATION_FILE, VisitationCounter
@@ -170,10 +171,7 @@ def check_counts(cfg: DictConfig) -> None:
     :raises ValueError: naming the key and its value.
     """
     for key in ("total_timesteps", "n_envs", "checkpoint_every"):
-        value = cfg.get(key)
-        whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-        if isinstance(value, bool) or not whole or value < 1:  # 1e6 from the CLI is fine
-            raise ValueError(f"{key}={value!r} must be an integer >= 1")
+        whole_number(key, cfg.get(key), 1)
 
 
 def train(cfg: DictConfig) -> Path:

@@ -35,6 +35,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
 from rndx.intrinsic import CoefSchedule, InputSelector, IntrinsicModule, build_intrinsic
+from rndx.utils.checks import whole_number
 
 
 class DualValuePolicy(ActorCriticPolicy):
@@ -319,8 +320,7 @@ class IntrinsicPPO(PPO):
         for name, value in (("ext_coef", ext_coef), ("int_coef", int_coef)):
             if not value >= 0:
                 raise ValueError(f"{name}={value!r} must be >= 0")
-        if isinstance(init_steps, bool) or not isinstance(init_steps, int) or init_steps < 0:
-            raise ValueError(f"init_steps={init_steps!r} must be an integer >= 0")
+        init_steps = whole_number("init_steps", init_steps, 0)
         self.gamma_int, self.ext_coef, self.int_coef = gamma_int, ext_coef, int_coef
         self.int_coef_schedule = CoefSchedule(int_coef_schedule, int_coef, int_coef_end)
         self.init_steps = init_steps

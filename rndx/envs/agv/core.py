@@ -20,6 +20,7 @@ import numpy as np
 
 from rndx.envs.agv.geometry import cast_rays, collisions, features, goal_events, integrate
 from rndx.envs.agv.world import World, get_world
+from rndx.utils.checks import whole_number
 
 TASKS = ("reach", "pick_drop")
 AGV_LANE_OFFSET = 0.5  # metres from the aisle's centre line to an obstacle AGV's path
@@ -83,13 +84,7 @@ class AGVConfig:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be > 0")
         if self.n_beams < 1:
             raise ValueError(f"n_beams={self.n_beams!r} must be >= 1")
-        if (
-            isinstance(self.action_repeat, bool)
-            or int(self.action_repeat) != self.action_repeat
-            or self.action_repeat < 1
-        ):
-            raise ValueError(f"action_repeat={self.action_repeat!r} must be an integer >= 1")
-        self.action_repeat = int(self.action_repeat)
+        self.action_repeat = whole_number("action_repeat", self.action_repeat, 1)
         if self.n_agvs < 0 or self.n_pedestrians < 0:
             raise ValueError(
                 f"n_agvs={self.n_agvs}, n_pedestrians={self.n_pedestrians} must be >= 0"
