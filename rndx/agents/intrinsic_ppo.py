@@ -15,7 +15,7 @@ Three SB3 classes are extended, as sb3-contrib's RecurrentPPO does for its maths
   predictor inside ``train()`` on each minibatch, and fits both value heads.
 
 Burda et al. 2018 (arXiv 1810.12894): c_ext = 2, c_int = 1, gamma_ext = 0.999,
-gamma_int = 0.99. Settings and known bugs avoided: ../shared/design/methods.md section 1.
+gamma_int = 0.99. Settings and known bugs avoided: docs/methods.md (RND).
 """
 
 from __future__ import annotations
