@@ -47,3 +47,37 @@ def test_atomic_files_get_the_usual_permissions(tmp_path: Path) -> None:
     finally:
         os.umask(mask)
     assert (path.stat().st_mode & 0o777) == 0o644
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (b"not a torch file at all", "UnpicklingError"),
+        (b"", "the file ends early"),
+        (b"PK\x03\x04 truncated zip", "RuntimeError"),
+    ],
+)
+def test_a_corrupt_torch_file_is_named_briefly_without_torchs_unsafe_advice(
+    tmp_path: Path, content: bytes, reason: str
+) -> None:
+    from rndx.utils.io import load_torch_state
+
+    bad = tmp_path / "policy.pt"
+    bad.write_bytes(content)
+    with pytest.raises(ValueError) as err:
+        load_torch_state(bad, "rndx.x/1", "chunk_flow checkpoint")
+    msg = str(err.value)
+    assert msg.startswith(f"{str(bad)!r} is corrupt or not an rndx chunk_flow checkpoint (")
+    assert reason in msg and "weights_only" not in msg and "\n" not in msg
+
+
+def test_a_torch_file_of_another_format_is_named(tmp_path: Path) -> None:
+    import torch
+
+    from rndx.utils.io import load_torch_state
+
+    other = tmp_path / "other.pt"
+    torch.save({"format": "someone.else/3", "w": torch.zeros(2)}, other)
+    expected = r"not an rndx monitor file \(expected format 'rndx.m/1'\)"
+    with pytest.raises(ValueError, match=expected):
+        load_torch_state(other, "rndx.m/1", "monitor file")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -81,10 +83,25 @@ def load_torch_state(path: str | os.PathLike[str], fmt: str, what: str) -> dict[
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{what} {str(p)!r} not found")
+    bad = f"{str(p)!r} is corrupt or not an rndx {what}"
     try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's pickle-protocol notice on a foreign file
+            warnings.simplefilter("ignore")
+            state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for a damaged archive
-        raise ValueError(f"{what} {str(p)!r} is corrupt: {exc}") from exc
+        raise ValueError(f"{bad} ({short_reason(exc)})") from exc
     if not isinstance(state, dict) or state.get("format") != fmt:
-        raise ValueError(f"{str(p)!r} is not a {what} (expected format {fmt!r})")
+        raise ValueError(f"{bad} (expected format {fmt!r})")
     return state
+
+
+def short_reason(exc: BaseException) -> str:
+    """The gist of a failed load in one short line. torch's own message suggests
+    ``weights_only=False``, which would run code from an untrusted file."""
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    text = re.sub(r"\x1b\[[0-9;]*m|\[enforce fail at [^\]]*\]\s*\.?", "", text).strip()
+    text = text.splitlines()[0].split(". ")[0].rstrip(".") if text else ""
+    name = type(exc).__name__
+    return f"{name}: {text[:120]}" if text else {"EOFError": "the file ends early"}.get(name, name)

@@ -135,7 +135,7 @@ def test_save_load_round_trip_and_bad_files(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="corrupt"):
         ChunkFlowPolicy.load(tmp_path / "bad.zip")
     torch.save({"weights": torch.zeros(1)}, tmp_path / "other.zip")
-    with pytest.raises(ValueError, match="not a chunk_flow checkpoint"):
+    with pytest.raises(ValueError, match="not an rndx chunk_flow checkpoint"):
         ChunkFlowPolicy.load(tmp_path / "other.zip")
 
 
