@@ -1,16 +1,20 @@
 """Runtime failure monitoring: ``rndx.monitor(policy, calibration=..., delta=..., window=...,
 rule="and")`` and the command line
 
-    python -m rndx.monitor calibrate run=<dir> [episodes=50] [delta=0.1] [window=10]
-        [rule=and] [threshold=cp_constant] [n_samples=64] [score_every=K] [seed=S]
+    python -m rndx.monitor calibrate run=<dir> [episodes=50] [delta=0.1] [window=W]
+        [rule=and] [threshold=cp_constant] [n_samples=64] [score_every=K] [rnd=fit|reuse]
+        [seed=S]
     python -m rndx.monitor evaluate run=<dir> [shifts=[crowd,lidar_noise,...]] [episodes=100]
         [seed=S]
 
 ``calibrate`` rolls out the run's policy on its env, keeps the successful rollouts,
-calibrates FIPER on them and saves ``<run>/monitor.pt``. ``evaluate`` rolls out under each
-named shift of the run's env (:mod:`rndx.envs.shifts`: the AGV suite, the push suite; all of
-them by default) and prints TPR, TNR, accuracy, DT and TWA of FIPER,
-RND-OE alone, ACE alone and the OR rule as one table (also written to
+calibrates FIPER on them and saves ``<run>/monitor.pt``. By default K (score every K-th step)
+is a chunk policy's ``execute`` (1 for other agents) and the window W is 2 when K > 1, else
+10. ``rnd=reuse`` scores RND-OE with the RND module that drove exploration in training
+(IntrinsicPPO agents whose RND saw observations); ``rnd=fit`` (default) fits a new pair.
+``evaluate`` rolls out under each named shift of the run's env (:mod:`rndx.envs.shifts`: the
+AGV suite, the push suite; all of them by default) and prints TPR, TNR, accuracy, DT and TWA
+of FIPER, RND-OE alone, ACE alone and the OR rule as one table (also written to
 ``<run>/monitor_eval_<seed>.json``).
 
 This module is callable: ``rndx.monitor(...)`` is :func:`rndx.monitors.monitor`. (A module
@@ -33,8 +37,10 @@ from rndx.utils.headless import use_headless_backends
 __all__ = ["MonitoredPolicy", "load_monitor", "main"]
 
 _USAGE = (
-    "usage: python -m rndx.monitor calibrate run=<dir> [episodes=50] [delta=0.1] [window=10] "
-    "[rule=and] [threshold=cp_constant] [n_samples=64] [score_every=K] [seed=S]\n"
+    "usage: python -m rndx.monitor calibrate run=<dir> [episodes=50] [delta=0.1] [window=W] "
+    "[rule=and] [threshold=cp_constant] [n_samples=64] [score_every=K] [rnd=fit|reuse] "
+    "[seed=S]\n"
+    "         (defaults: K = a chunk policy's execute, else 1; W = 2 if K > 1, else 10)\n"
     "       python -m rndx.monitor evaluate run=<dir> [shifts=[a,b,...]] [episodes=100] [seed=S]"
 )
 _KEYS = {
@@ -48,6 +54,7 @@ _KEYS = {
         "threshold": str,
         "n_samples": int,
         "score_every": int,
+        "rnd": str,
     },
     "evaluate": {"run": str, "episodes": int, "seed": int, "shifts": str},
 }

@@ -7,12 +7,13 @@ every rollout is labelled by the env's outcome, never by the monitor.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from rndx.monitors.metrics import failure_metrics
-from rndx.monitors.monitor import Monitor, MonitorConfig, calibrate, score_traces
+from rndx.monitors.monitor import Monitor, MonitorConfig, calibrate, reuse_score_fn, score_traces
 from rndx.monitors.policies import as_monitorable
 from rndx.monitors.rollouts import run_rollouts
 
@@ -32,16 +33,34 @@ def calibrate_from_rollouts(
 ) -> tuple[Monitor, dict[str, Any]]:
     """Roll out ``episodes`` nominal episodes, keep the successful ones, calibrate on them.
 
-    :raises ValueError: if fewer successes than the monitor needs (says how many)."""
+    :raises ValueError: if ``episodes`` is below the successes the monitor needs (before any
+        rollout), if fewer succeed (both say how many episodes to ask for), or if
+        ``rnd='reuse'`` and the policy has no exploration RND."""
+    need = config.min_rollouts()
+    if episodes < need:
+        raise ValueError(
+            f"episodes={episodes} can never give the {need} successful calibration rollouts "
+            f"the monitor needs for delta={config.delta}: raise episodes= to at least {need} "
+            "(more if some rollouts fail)"
+        )
+    if config.rnd == "reuse":
+        reuse_score_fn(as_monitorable(policy))  # fail before rolling out
     rolls = run_rollouts(
         policy, env_id, episodes, seed, max_episode_steps, env_kwargs, deterministic=deterministic
     )
     ok = [r.obs for r in rolls if r.success]
-    need = config.min_rollouts()
     if len(ok) < need:
+        rate = len(ok) / episodes
+        hint = (
+            f"raise episodes= to about {math.ceil(1.2 * need / rate)} (success rate "
+            f"{rate:.2f} so far)"
+            if ok
+            else "none succeeded: check that the policy solves its env (python -m "
+            "rndx.evaluate run=<dir>) before raising episodes="
+        )
         raise ValueError(
             f"only {len(ok)} of {episodes} calibration rollouts succeeded; the monitor needs "
-            f"{need} successful ones for delta={config.delta}: raise episodes="
+            f"{need} successful ones for delta={config.delta}: {hint}"
         )
     mon = calibrate(policy, ok, config)
     mon.info.update({"env_id": env_id, "calibration_episodes": episodes, "calibration_seed": seed})

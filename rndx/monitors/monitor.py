@@ -29,12 +29,33 @@ import torch
 
 from rndx.monitors.alarms import check_rule, first_alarm, rule_holds
 from rndx.monitors.calibration import KINDS, at_steps, cp_joint, min_calibration, thresholds
-from rndx.monitors.policies import as_monitorable
+from rndx.monitors.policies import _obs2d, as_monitorable
 from rndx.monitors.scores import RNDOE, ace, cell_widths, window_sums
-from rndx.utils.io import atomic_save, load_torch_state
+from rndx.utils.checks import whole_number
+from rndx.utils.io import atomic_save, load_torch_state, short_reason
 
 _FORMAT = "rndx.monitor/1"
 _SCORE_BLOCK = 256  # observations per batched chunk-sampling call while calibrating
+
+
+def reuse_score_fn(adapter: Any):
+    """The exploration-RND scorer of ``adapter``'s agent for ``rnd='reuse'``.
+
+    :raises ValueError: if the policy has none (only IntrinsicPPO agents do)."""
+    fn = getattr(adapter, "intrinsic_score_fn", None)
+    if fn is None:
+        raise ValueError(
+            f"rnd='reuse' needs an IntrinsicPPO agent with an RND module; got "
+            f"{type(getattr(adapter, 'policy', adapter)).__name__} (use rnd='fit')"
+        )
+    return fn()
+
+
+def _real(name: str, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r} must be a number") from None
 
 
 @dataclass
@@ -75,23 +96,27 @@ class MonitorConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not 0.0 < float(self.delta) < 1.0:
+        if not 0.0 < _real("delta", self.delta) < 1.0:
             raise ValueError(f"delta={self.delta!r} must be in (0, 1)")
-        if int(self.window) < 1:
-            raise ValueError(f"window={self.window!r} must be >= 1")
+        self.delta = float(self.delta)
+        self.window = whole_number("window", self.window, 1)
         check_rule(self.rule)
         if self.threshold not in (*KINDS, "cp_joint"):
             raise ValueError(f"threshold={self.threshold!r}; allowed: {[*KINDS, 'cp_joint']}")
-        if int(self.score_every) < 1:
-            raise ValueError(f"score_every={self.score_every!r} must be >= 1")
-        if int(self.n_samples) < 2:
-            raise ValueError(f"n_samples={self.n_samples!r} must be >= 2 (ACE needs a spread)")
+        self.score_every = whole_number("score_every", self.score_every, 1)
+        self.n_samples = whole_number("n_samples", self.n_samples, 2, " (ACE needs a spread)")
+        if not 0.0 < _real("ace_factor", self.ace_factor) < math.inf:
+            raise ValueError(f"ace_factor={self.ace_factor!r} must be a finite number > 0")
+        self.ace_factor = float(self.ace_factor)
         if self.rnd not in ("fit", "reuse"):
             raise ValueError(f"rnd={self.rnd!r}; allowed: 'fit', 'reuse'")
-        if not 0.0 < float(self.fit_fraction) < 1.0:
+        if not 0.0 < _real("fit_fraction", self.fit_fraction) < 1.0:
             raise ValueError(f"fit_fraction={self.fit_fraction!r} must be in (0, 1)")
+        self.fit_fraction = float(self.fit_fraction)
+        self.rnd_epochs = whole_number("rnd_epochs", self.rnd_epochs, 0)
+        self.seed = whole_number("seed", self.seed, 0)
         if self.ace_dims is not None:
-            self.ace_dims = [int(d) for d in self.ace_dims]
+            self.ace_dims = [whole_number("ace_dims entry", d, 0) for d in self.ace_dims]
 
     def min_rollouts(self) -> int:
         """Successful calibration rollouts needed for ``delta`` with this split."""
@@ -122,6 +147,11 @@ class Monitor:
     # -------------------------------------------------------------- scoring
     def rnd_scores(self, embeddings: np.ndarray, obs: np.ndarray | None = None) -> np.ndarray:
         if self.config.rnd == "reuse":
+            if self.rnd_fn is None:
+                raise ValueError(
+                    "this rnd='reuse' monitor scores with its agent's RND: use it through "
+                    "load_monitor(path, agent) or MonitoredPolicy(agent, monitor)"
+                )
             return self.rnd_fn(obs)
         return self.rnd_oe.score(embeddings)
 
@@ -130,6 +160,8 @@ class Monitor:
 
     def raw_scores(self, adapter: Any, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rnd_oe, ace) per-step scores (n,) for observations (n, obs_dim)."""
+        if self.config.rnd == "reuse" and self.rnd_fn is None:  # loaded: bind the agent's RND
+            self.rnd_fn = reuse_score_fn(adapter)
         obs = np.asarray(obs, dtype=np.float32)
         bad = ~np.isfinite(obs).all(axis=1)
         clean = np.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0)
@@ -178,18 +210,22 @@ class Monitor:
     def load(cls, path: str | Path) -> Monitor:
         """:raises FileNotFoundError, ValueError: missing, corrupt or foreign file."""
         s = load_torch_state(path, _FORMAT, "monitor file")
-        rnd = None
-        if s["rnd_oe"] is not None:
-            rnd = RNDOE(**s["rnd_oe_hparams"])
-            rnd.load_state_dict(s["rnd_oe"])
-        return cls(
-            MonitorConfig(**s["config"]),
-            s["widths"].numpy(),
-            s["rnd_threshold"].numpy(),
-            s["ace_threshold"].numpy(),
-            rnd,
-            dict(s["info"]),
-        )
+        bad = f"{str(path)!r} is corrupt or not an rndx monitor file"
+        try:
+            rnd = None
+            if s["rnd_oe"] is not None:
+                rnd = RNDOE(**s["rnd_oe_hparams"])
+                rnd.load_state_dict(s["rnd_oe"])
+            return cls(
+                MonitorConfig(**s["config"]),
+                s["widths"].numpy(),
+                s["rnd_threshold"].numpy(),
+                s["ace_threshold"].numpy(),
+                rnd,
+                dict(s["info"]),
+            )
+        except (KeyError, TypeError, AttributeError, RuntimeError) as exc:
+            raise ValueError(f"{bad} ({short_reason(exc)})") from exc
 
 
 def score_traces(
@@ -247,7 +283,7 @@ def calibrate(
         rnd_oe = RNDOE(emb.shape[1], seed=cfg.seed)
         info["rnd_losses"] = rnd_oe.fit(emb, epochs=cfg.rnd_epochs, seed=cfg.seed)[-1:]
     else:
-        rnd_fn = adapter.intrinsic_score_fn()
+        rnd_fn = reuse_score_fn(adapter)
     scored_obs = np.concatenate([t[:: cfg.score_every] for t in fit])
     chunks = np.concatenate(
         [
@@ -277,6 +313,11 @@ class MonitoredPolicy:
     step's thresholds), ``alarm`` (latched: the rule holds now or held earlier in the
     episode), ``alarm_step`` (first alarm step or None), ``step`` (index of the observation
     in the episode), plus the raw per-step scores ``rnd_oe_raw`` and ``ace_raw``.
+
+    An observation with a NaN or inf (a broken sensor pipeline) is out of distribution on the
+    step it arrives, scored step or not and whatever the rule: its scores are inf (and held as
+    inf until the next scored step) and the alarm latches. The action is still the policy's
+    own: a chunk policy that replans on it returns NaN actions; act on ``step["alarm"]``.
     """
 
     def __init__(self, policy: Any, monitor: Monitor) -> None:
@@ -284,7 +325,12 @@ class MonitoredPolicy:
         self.policy = policy
         self.monitor = monitor
         if monitor.config.rnd == "reuse" and monitor.rnd_fn is None:
-            monitor.rnd_fn = self.adapter.intrinsic_score_fn()
+            monitor.rnd_fn = reuse_score_fn(self.adapter)
+        space = getattr(self.adapter, "observation_space", None)
+        dim = getattr(self.adapter, "obs_dim", None)
+        if dim is None and getattr(space, "shape", None):
+            dim = int(np.prod(space.shape))
+        self._obs_dim = None if dim is None else int(dim)  # None: a user's policy says nothing
         self._n = 0
 
     @property
@@ -314,11 +360,17 @@ class MonitoredPolicy:
         """Score one observation (or a batch) without acting; returns the step dict(s)."""
         x = np.asarray(obs, dtype=np.float32)
         single = x.ndim == 1
-        x2 = x.reshape(-1, x.shape[-1])
+        x2 = x.reshape(-1, x.shape[-1]) if self._obs_dim is None else _obs2d(x, self._obs_dim)
         n = len(x2)
+        flags = None if episode_start is None else np.asarray(episode_start, dtype=bool)
+        if flags is not None and flags.size != n:
+            raise ValueError(
+                f"episode_start of shape {flags.shape} for {n} observation(s); expected one "
+                "flag per observation"
+            )
         self._ensure(n)
-        if episode_start is not None:
-            starts = np.flatnonzero(np.asarray(episode_start, dtype=bool).reshape(n))
+        if flags is not None:
+            starts = np.flatnonzero(flags.reshape(n))
             if len(starts):
                 self.reset(starts)
         k, w = self.config.score_every, self.config.window
@@ -335,6 +387,12 @@ class MonitoredPolicy:
             over = self._win[due] > self._th[due]
             holds = rule_holds(self.config.rule, over[:, 0], over[:, 1])
             new = due[holds & (self._alarm[due] < 0)]
+            self._alarm[new] = self._step[new]
+        # a non-finite observation between scored steps alarms now, not at the next scored one
+        held = np.flatnonzero((self._step % k != 0) & ~np.isfinite(x2).all(axis=1))
+        if len(held):
+            self._raw[held], self._win[held] = np.inf, np.inf
+            new = held[self._alarm[held] < 0]
             self._alarm[new] = self._step[new]
         rs, as_ = self._win[:, 0], self._win[:, 1]
         r_th, a_th = self._th[:, 0], self._th[:, 1]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium import spaces
 
 import rndx
@@ -16,6 +19,7 @@ from rndx.monitors import (
     as_monitorable,
     calibrate,
     load_monitor,
+    score_traces,
 )
 from rndx.monitors.scores import window_sums
 from rndx.viz.strip import REQUIRED_KEYS
@@ -108,6 +112,42 @@ def test_nan_or_out_of_range_observation_scores_out_of_distribution(calibrated):
     assert np.isfinite(step["rnd_oe"]) and step["rnd_oe"] > step["rnd_oe_threshold"]
 
 
+@pytest.mark.parametrize("rule", ["and", "or", "rnd_oe", "ace"])
+def test_nan_observation_between_scored_steps_alarms_on_arrival(calibrated, rule):
+    policy, mon = calibrated
+    cfg = MonitorConfig(**{**mon.config.__dict__, "score_every": 8, "rule": rule})
+    m8 = Monitor(cfg, mon.widths, mon.rnd_threshold, mon.ace_threshold, mon.rnd_oe)
+    mp = MonitoredPolicy(policy, m8)
+    _, step = mp.predict(np.zeros(3, np.float32), episode_start=[True])
+    assert not step["alarm"] and np.isfinite(step["rnd_oe_raw"])
+    for t in range(1, 8):  # held steps: nothing is scored, yet NaN is out of distribution
+        action, step = mp.predict(np.full(3, np.nan, np.float32))
+        assert step["alarm"] and step["alarm_step"] == 1 and step["step"] == t
+        assert np.isinf(step["rnd_oe_raw"]) and np.isinf(step["rnd_oe"]) and np.isinf(step["ace"])
+        np.testing.assert_array_equal(action, np.zeros((1, 2)))  # the policy's own action
+    _, step = mp.predict(np.zeros(3, np.float32))  # next scored step: finite scores, latched
+    assert step["step"] == 8 and np.isfinite(step["rnd_oe_raw"]) and step["alarm_step"] == 1
+    # a finite observation between scored steps still holds the last scores
+    mp.reset()
+    mp.predict(np.zeros(3, np.float32))
+    _, step = mp.predict(np.full(3, 5.0, np.float32))
+    assert not step["alarm"] and np.isfinite(step["rnd_oe_raw"])
+
+
+def test_predict_with_a_wrong_observation_shape_says_what_it_expects(calibrated):
+    policy, mon = calibrated
+    mp = MonitoredPolicy(policy, mon)
+    with pytest.raises(
+        ValueError, match=r"observation of shape \(5,\); expected \(3,\) or \(n, 3\)"
+    ):
+        mp.predict(np.zeros(5))
+    with pytest.raises(ValueError, match=r"observation of shape \(2, 2, 3\)"):
+        mp.predict(np.zeros((2, 2, 3)))
+    with pytest.raises(ValueError, match="one flag per observation"):
+        mp.predict(np.zeros((2, 3)), episode_start=[True, False, True])
+    assert len(mp.predict(np.zeros((2, 3)), episode_start=[True, False])[1]) == 2
+
+
 def test_batched_predict_and_episode_start(calibrated):
     policy, mon = calibrated
     mp = MonitoredPolicy(policy, mon)
@@ -144,8 +184,21 @@ def test_save_load_identity(tmp_path, calibrated):
     chunks = policy.sample_chunks(np.zeros((4, 3)), 32)
     np.testing.assert_array_equal(back.ace_scores(chunks), mon.ace_scores(chunks))
     (tmp_path / "bad.pt").write_bytes(b"not a monitor")
-    with pytest.raises(ValueError, match="corrupt"):
+    with pytest.raises(ValueError, match="corrupt") as info:
         Monitor.load(tmp_path / "bad.pt")
+    msg = str(info.value)
+    assert msg.startswith(f"{str(tmp_path / 'bad.pt')!r} is corrupt or not an rndx monitor file (")
+    assert "weights_only" not in msg and "\n" not in msg
+    assert len(msg) < len(str(tmp_path / "bad.pt")) + 100
+    torch.save({"format": "something/else"}, tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match=r"not an rndx monitor file \(expected format"):
+        Monitor.load(tmp_path / "foreign.pt")
+    torch.save({"format": "rndx.monitor/1"}, tmp_path / "partial.pt")
+    with pytest.raises(ValueError, match=r"not an rndx monitor file \(KeyError"):
+        Monitor.load(tmp_path / "partial.pt")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"not an rndx monitor file \(the file ends early\)"):
+        Monitor.load(tmp_path / "empty.pt")
     with pytest.raises(FileNotFoundError):
         Monitor.load(tmp_path / "missing.pt")
 
@@ -173,6 +226,23 @@ def test_top_level_rndx_monitor_calibrates_and_loads(tmp_path, calibrated):
     assert rndx.monitor(policy, calibration=tmp_path / "or.pt", rule="and").config.rule == "and"
 
 
+def test_import_rndx_exposes_subpackages_lazily():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, rndx\n"
+        "assert 'torch' not in sys.modules and 'rndx.monitors' not in sys.modules\n"
+        "assert {'agents', 'envs', 'monitor', 'monitors'} <= set(dir(rndx))\n"
+        "rndx.monitors.load_monitor, rndx.monitors.MonitorWrapper, rndx.agents.load_agent\n"
+        "rndx.envs.make_sb3_vec_env\n"
+        "try:\n    rndx.nothing\nexcept AttributeError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "module 'rndx' has no attribute 'nothing'"
+
+
 def test_too_few_calibration_rollouts_is_a_clear_error():
     rng = np.random.default_rng(5)
     with pytest.raises(ValueError, match="at least 18 are needed"):
@@ -181,6 +251,45 @@ def test_too_few_calibration_rollouts_is_a_clear_error():
         MonitorConfig(delta=0.0)
     with pytest.raises(ValueError, match="rule"):
         MonitorConfig(rule="maybe")
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("window", 1.5),
+        ("score_every", 2.5),
+        ("n_samples", 8.5),
+        ("rnd_epochs", 1.5),
+        ("seed", 0.5),
+        ("window", "two"),
+        ("window", True),
+        ("n_samples", float("nan")),
+    ],
+)
+def test_non_whole_counts_are_rejected_naming_the_key(key, value):
+    shown = re.escape(f"{key}={value!r}")
+    with pytest.raises(ValueError, match=rf"^{shown} must be an integer >= \d"):
+        MonitorConfig(**{key: value})
+
+
+def test_numeric_settings_are_checked_and_whole_floats_kept():
+    cfg = MonitorConfig(window=3.0, score_every=np.int64(2), n_samples=8.0, ace_dims=[1.0])
+    assert (cfg.window, cfg.score_every, cfg.n_samples, cfg.ace_dims) == (3, 2, 8, [1])
+    assert all(type(v) is int for v in (cfg.window, cfg.score_every, cfg.n_samples))
+    with pytest.raises(ValueError, match=r"ace_dims entry=0.5 must be an integer >= 0"):
+        MonitorConfig(ace_dims=[0.5])
+    with pytest.raises(ValueError, match=r"n_samples=1 must be an integer >= 2"):
+        MonitorConfig(n_samples=1)
+    with pytest.raises(ValueError, match=r"rnd_epochs=-1 must be an integer >= 0"):
+        MonitorConfig(rnd_epochs=-1)
+    for bad in (0, -0.1, float("inf"), "wide"):
+        with pytest.raises(ValueError, match="ace_factor="):
+            MonitorConfig(ace_factor=bad)
+    with pytest.raises(ValueError, match=r"delta='often' must be a number"):
+        MonitorConfig(delta="often")
+    rng = np.random.default_rng(5)
+    with pytest.raises(ValueError, match=r"^window=1.5 must be an integer >= 1$"):
+        rndx.monitor(ToyPolicy(), calibration=_traces(rng, 20), window=1.5)
 
 
 def test_gym_wrapper_puts_the_dict_into_info():
@@ -224,6 +333,11 @@ def test_adapters():
         as_monitorable(object())
     with pytest.raises(ValueError, match="IntrinsicPPO"):
         ad.intrinsic_score_fn()
+    rng = np.random.default_rng(8)
+    low, high = venv.observation_space.low, venv.observation_space.high
+    cal = [rng.uniform(low, high, (6, len(low))).astype(np.float32) for _ in range(4)]
+    with pytest.raises(ValueError, match="needs an IntrinsicPPO agent.*ChunkFlowPolicy"):
+        rndx.monitor(chunk_policy, calibration=cal, delta=0.5, rnd="reuse", n_samples=4)
     venv.close()
 
 
@@ -255,6 +369,9 @@ def test_reuse_the_exploration_rnd_of_an_intrinsic_agent(tmp_path):
     np.testing.assert_allclose(again.monitor.rnd_scores(None, obs), expected, rtol=1e-6)
     _, steps = again.predict(obs)
     assert len(steps) == 3 and steps[0]["rnd_oe"] == pytest.approx(expected[0])
+    # scored offline (python -m rndx.monitor evaluate): a loaded monitor binds the agent's RND
+    ((r, _a),) = score_traces(Monitor.load(path), as_monitorable(model), [obs])
+    np.testing.assert_allclose(r, expected, rtol=1e-6)
     pose_model = IntrinsicPPO("MlpPolicy", venv, intrinsic_input="pose", n_steps=8, batch_size=16)
     with pytest.raises(ValueError, match="pose"):
         rndx.monitor(pose_model, calibration=cal, delta=0.2, rnd="reuse", n_samples=8)
