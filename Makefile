@@ -29,10 +29,13 @@ $(STAMP): pyproject.toml | $(PY)
 # a laptop CPU with a useful result. EXPERIMENT=null trains the full default recipe instead.
 # One torch thread: the nets are small MLPs and extra threads only contend (16k quickstart
 # steps on a loaded 2-core machine: 39-108 s with one thread, 200-253 s with torch's default).
+# Hydra drops a config group with `~experiment` (`experiment=null` is an error there), so
+# EXPERIMENT=null or an empty EXPERIMENT becomes that; quoted, or the shell may expand the ~.
 EXPERIMENT ?= quickstart
+EXPERIMENT_OVERRIDE = $(if $(filter-out null,$(strip $(EXPERIMENT))),experiment=$(EXPERIMENT),'~experiment')
 TRAIN_THREADS ?= 1
 train: $(STAMP)
-	OMP_NUM_THREADS=$(TRAIN_THREADS) $(PY) -m rndx.train experiment=$(EXPERIMENT) $(ARGS)
+	OMP_NUM_THREADS=$(TRAIN_THREADS) $(PY) -m rndx.train $(EXPERIMENT_OVERRIDE) $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" -q $(ARGS)
