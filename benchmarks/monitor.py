@@ -43,6 +43,7 @@ import argparse
 import math
 import os
 import platform
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,7 @@ def ensure_runs(task: dict[str, Any], names: list[str]) -> dict[str, Path]:
 
     from rndx.demos import record
     from rndx.paths import config_dir
-    from rndx.train import train
+    from rndx.train import resume_config, train
 
     cache = task["cache"]
     cache.mkdir(parents=True, exist_ok=True)
@@ -119,10 +120,14 @@ def ensure_runs(task: dict[str, Any], names: list[str]) -> dict[str, Path]:
         overrides = [*env, *recipes[name]]
         run = cache / name
         if not (run / "model.zip").is_file():
-            with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-                cfg = compose(
-                    "train", overrides=[*overrides, f"run_dir={run}", "progress_bar=false"]
-                )
+            if (run / "checkpoints" / "latest.zip").is_file():  # a stopped cache run: finish it
+                cfg = resume_config(run)
+            else:  # nothing trained there yet: start clean (train() refuses a run's leftovers)
+                shutil.rmtree(run, ignore_errors=True)
+                with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+                    cfg = compose(
+                        "train", overrides=[*overrides, f"run_dir={run}", "progress_bar=false"]
+                    )
             train(cfg)
         runs[name] = run
     return runs

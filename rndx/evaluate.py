@@ -6,6 +6,7 @@ VecEnv, prints a small table and writes ``<run>/eval_<seed>.json``.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -136,8 +137,25 @@ def load_model_file(algo: str, path: str | Path, device: str = "cpu") -> Any:
         raise FileNotFoundError(
             f"model file {str(model_path)!r} not found (expected the "
             "model.zip that rndx.train writes when training finishes)"
+            + _checkpoint_hint(model_path.parent)
         )
     return load_agent(algo, model_path, device=device)
+
+
+def _checkpoint_hint(run: Path) -> str:
+    """For a run stopped before it finished: where its checkpoint is and how to finish it."""
+    checkpoint = run / "checkpoints" / "latest.zip"
+    if not checkpoint.is_file():
+        return ""
+    try:
+        steps = json.loads((run / "checkpoints" / "latest.json").read_text())["num_timesteps"]
+        at = f" ({int(steps)} env steps)"
+    except (OSError, ValueError, KeyError, TypeError):
+        at = ""
+    return (
+        f"; the run stopped before that: its last checkpoint is {str(checkpoint)!r}{at}, "
+        f"finish training with: python -m rndx.train resume={run}"
+    )
 
 
 def evaluate_run(

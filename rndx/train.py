@@ -1,16 +1,18 @@
 """Train an agent: ``python -m rndx.train [env=...] [agent=...] [experiment=...] [key=value ...]``.
 
 Thin by design: compose the config, build env and agent, learn with checkpoints, save, evaluate.
-Continue a run with ``python -m rndx.train resume=<run dir> [total_timesteps=N]``.
+Continue a run with ``python -m rndx.train resume=<run dir> [total_timesteps=N]``; Ctrl-C
+saves ``checkpoints/latest.zip`` first, so an interrupted run continues the same way.
 Imitation agents learn from a demos file instead of the env:
 ``python -m rndx.train agent=chunk_flow demos=<file.npz>``.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import hydra
 import torch
@@ -18,14 +20,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, ProgressBarCallback
 from stable_baselines3.common.utils import set_random_seed
 
 from rndx.agents import IMITATION_ALGOS, build_agent, load_agent
-from rndx.config import to_dict
+from rndx.config import check_new_run_dir, to_dict
 from rndx.evaluate import eval_seed, evaluate_policy_episodes, load_run_config
 from rndx.paths import config_dir
-from rndx.record import after_training
+from rndx.record import FORMATS, after_training
 from rndx.utils.checks import whole_number
 from rndx.utils.headless import use_headless_backends
 from rndx.utils.io import atomic_save, atomic_write_json, atomic_write_text
@@ -47,6 +49,31 @@ RESUMABLE_KEYS = (
     "eval",
     "video",
 )
+
+# Seeds go to numpy's legacy seeding (set_random_seed), which takes 0 .. 2**32 - 1.
+SEED_MAX = 2**32 - 1
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training after ``checkpoints/latest.zip`` was saved."""
+
+    def __init__(self, run_dir: Path, num_timesteps: int) -> None:
+        super().__init__(
+            f"interrupted at {num_timesteps} env steps; checkpoint saved; "
+            f"continue with: python -m rndx.train resume={run_dir}"
+        )
+        self.run_dir = run_dir
+        self.num_timesteps = num_timesteps
+
+
+def save_checkpoint(model: BaseAlgorithm, checkpoint_dir: Path) -> None:
+    """Write ``latest.zip`` and its step count ``latest.json`` atomically (a crash keeps the
+    previous pair)."""
+    atomic_save(model.save, checkpoint_dir / "latest.zip")
+    atomic_write_json(
+        checkpoint_dir / "latest.json",
+        {"num_timesteps": int(model.num_timesteps), "path": "latest.zip"},
+    )
 
 
 class LatestCheckpoint(BaseCallback):
@@ -72,12 +99,8 @@ class LatestCheckpoint(BaseCallback):
         self.save()
 
     def save(self) -> None:
-        """Write the model and its step count atomically (a crash keeps the previous pair)."""
-        atomic_save(self.model.save, self.checkpoint_dir / "latest.zip")
-        atomic_write_json(
-            self.checkpoint_dir / "latest.json",
-            {"num_timesteps": int(self.num_timesteps), "path": "latest.zip"},
-        )
+        """Write the model and its step count (:func:`save_checkpoint`)."""
+        save_checkpoint(self.model, self.checkpoint_dir)
 
 
 def resolve_device(device: str) -> str:
@@ -165,24 +188,62 @@ def _clone(cfg: DictConfig, env, run_dir: Path, device: str) -> ChunkFlowPolicy:
     )
 
 
-def check_counts(cfg: DictConfig) -> None:
-    """Fail before anything is written when a count of the run is not a positive integer.
+def _seed(key: str, value: Any) -> int:
+    try:
+        seed = whole_number(key, value, 0)
+    except ValueError:
+        seed = -1
+    if not 0 <= seed <= SEED_MAX:
+        raise ValueError(f"{key}={value!r} must be an integer in [0, {SEED_MAX}]")
+    return seed
 
-    :raises ValueError: naming the key and its value.
+
+def _flag(key: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{key}={value!r} must be true or false")
+
+
+def check_settings(cfg: DictConfig) -> dict[str, int]:
+    """Fail before anything is written (rather than after training) on a bad setting.
+
+    :return: the whole-number settings as ints (``seed=1.0`` is 1), to record in config.yaml.
+    :raises ValueError: naming the key, its value and what is allowed.
     """
-    for key in ("total_timesteps", "n_envs", "checkpoint_every"):
-        whole_number(key, cfg.get(key), 1)
+    counts = ["total_timesteps", "n_envs", "checkpoint_every", "eval.episodes"]
+    video = cfg.get("video")  # runs saved before the video settings have none
+    if video is not None:
+        counts.append("video.episodes")
+    values = {key: whole_number(key, OmegaConf.select(cfg, key), 1) for key in counts}
+    values["seed"] = _seed("seed", cfg.get("seed"))
+    eval_seed_value = OmegaConf.select(cfg, "eval.seed")
+    if eval_seed_value is not None:
+        values["eval.seed"] = _seed("eval.seed", eval_seed_value)
+    _flag("progress_bar", cfg.get("progress_bar"))
+    _flag("eval.deterministic", OmegaConf.select(cfg, "eval.deterministic"))
+    if video is not None:
+        _flag("video.enabled", video.get("enabled"))
+        if video.get("format") not in FORMATS:
+            raise ValueError(
+                f"video.format={video.get('format')!r} must be one of {', '.join(FORMATS)}"
+            )
+        if video.get("dir") is not None and not isinstance(video.get("dir"), str):
+            raise ValueError(f"video.dir={video.get('dir')!r} must be null or a folder path")
+    return values
 
 
 def train(cfg: DictConfig) -> Path:
     """Train, checkpoint, save and evaluate one run described by ``cfg``; return its run dir."""
     from rndx.envs import make_sb3_vec_env
 
-    check_counts(cfg)
-    device = resolve_device(str(cfg.device))  # a bad count or device fails before any write
+    settings = check_settings(cfg)
+    device = resolve_device(str(cfg.device))  # a bad setting or device fails before any write
     run_dir = resolve_run_dir(cfg)
+    if cfg.resume is None:
+        check_new_run_dir(run_dir)  # a second run would overwrite and mix with the first
     cfg = OmegaConf.create(to_dict(cfg))  # resolved copy: the caller's config stays untouched
     cfg.run_dir = str(run_dir)
+    for key, value in settings.items():
+        OmegaConf.update(cfg, key, value)
     OmegaConf.set_struct(cfg, True)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg))
@@ -199,16 +260,7 @@ def train(cfg: DictConfig) -> Path:
             model = _make_or_load_agent(cfg, env, run_dir, device)
             remaining = int(cfg.total_timesteps) - model.num_timesteps
             if remaining > 0:
-                model.learn(
-                    total_timesteps=remaining,
-                    callback=[
-                        LatestCheckpoint(run_dir / "checkpoints", int(cfg.checkpoint_every)),
-                        VisitationCounter(run_dir / VISITATION_FILE),
-                    ],
-                    tb_log_name=str(cfg.agent.name),
-                    reset_num_timesteps=cfg.resume is None,
-                    progress_bar=_show_progress(cfg),
-                )
+                _learn(model, cfg, run_dir, remaining)
     finally:
         env.close()
     atomic_save(model.save, run_dir / "model.zip")
@@ -227,6 +279,30 @@ def train(cfg: DictConfig) -> Path:
     unit = "gradient" if str(cfg.agent.algo) in IMITATION_ALGOS else "env"
     _print_summary(run_dir, f"{model.num_timesteps} {unit}", result, extras)
     return run_dir
+
+
+def _learn(model: BaseAlgorithm, cfg: DictConfig, run_dir: Path, remaining: int) -> None:
+    """``model.learn`` with the run's callbacks; Ctrl-C saves the checkpoint and the visit
+    counts as the end of training would, then raises :class:`TrainingInterrupted`."""
+    visits = VisitationCounter(run_dir / VISITATION_FILE)
+    callbacks: list[BaseCallback] = [
+        LatestCheckpoint(run_dir / "checkpoints", int(cfg.checkpoint_every)),
+        visits,
+    ]
+    bar = ProgressBarCallback() if _show_progress(cfg) else None  # here, to close it on Ctrl-C
+    try:
+        model.learn(
+            total_timesteps=remaining,
+            callback=callbacks if bar is None else [*callbacks, bar],
+            tb_log_name=str(cfg.agent.name),
+            reset_num_timesteps=cfg.resume is None,
+        )
+    except KeyboardInterrupt:
+        if bar is not None and hasattr(bar, "pbar"):
+            bar.pbar.close()
+        save_checkpoint(model, run_dir / "checkpoints")
+        visits.on_training_end()  # a resumed run adds to these counts
+        raise TrainingInterrupted(run_dir, int(model.num_timesteps)) from None
 
 
 def _show_progress(cfg: DictConfig) -> bool:
@@ -260,7 +336,11 @@ def main(cfg: DictConfig) -> None:
     if cfg.resume is not None:
         overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("resume=")]
         cfg = resume_config(cfg.resume, overrides)
-    train(cfg)
+    try:
+        train(cfg)
+    except TrainingInterrupted as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(130)  # as a shell reports a job stopped by SIGINT
 
 
 if __name__ == "__main__":

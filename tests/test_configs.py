@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +20,7 @@ from rndx.agents import known_algos
 from rndx.paths import config_dir, layouts_dir
 
 GROUPS = ("env", "agent", "experiment")
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _options(group: str) -> list[str]:
@@ -100,3 +105,29 @@ def test_wrong_group_option_lists_valid_ones(hydra_ctx: None, group: str) -> Non
     assert f"Available options in '{group}'" in message
     for option in _options(group):
         assert option in message
+
+
+@pytest.mark.parametrize(
+    ("experiment", "steps"),
+    [("null", 1_000_000), ("", 1_000_000), ("smoke", 2048), (None, 200_000)],
+)
+def test_make_train_experiment_composes(
+    hydra_ctx: None, experiment: str | None, steps: int
+) -> None:
+    """`make train EXPERIMENT=null` (the README's full default recipe) and the others compose."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    env.pop("EXPERIMENT", None)
+    # STAMP= drops the install prerequisite, so -n prints only the train command.
+    make = ["make", "-s", "-n", "--no-print-directory", "-C", str(REPO), "train", "STAMP=", "ARGS="]
+    if experiment is not None:
+        make.append(f"EXPERIMENT={experiment}")
+    line = subprocess.run(make, env=env, capture_output=True, text=True, check=True).stdout
+    args = shlex.split(line)
+    overrides = args[args.index("rndx.train") + 1 :]
+    if experiment in ("null", ""):
+        assert overrides == ["~experiment"]  # Hydra rejects experiment=null itself
+    else:
+        assert overrides == [f"experiment={experiment or 'quickstart'}"]
+    assert _compose(overrides).total_timesteps == steps

@@ -10,9 +10,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from rndx.config import NewRunDirCallback, check_new_run_dir
 from rndx.evaluate import evaluate_run, load_model_file
 from rndx.paths import config_dir
-from rndx.train import resume_config, train
+from rndx.train import check_settings, resume_config, train
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -40,6 +41,12 @@ def test_train_smoke_writes_a_reloadable_run(tmp_path: Path) -> None:
 
     again = evaluate_run(run, episodes=3, seed=7)
     assert again["episodes"] == 3 and (run / "eval_7.json").is_file()
+
+    # A second run into the same run_dir is refused before it writes anything.
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    with pytest.raises(FileExistsError, match=rf"already holds a run .*resume={run}"):
+        train(_smoke_cfg(run, "agent=ppo"))
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 
 
 def test_resume_reaches_total_timesteps(tmp_path: Path) -> None:
@@ -70,14 +77,52 @@ def test_resume_reaches_total_timesteps(tmp_path: Path) -> None:
         ("checkpoint_every=0", "checkpoint_every=0 must be an integer >= 1"),
         ("total_timesteps=1.5", "total_timesteps=1.5 must be an integer >= 1"),
         ("device=tpu", "unknown device 'tpu'"),
+        ("eval.episodes=0", "eval.episodes=0 must be an integer >= 1"),
+        ("eval.seed=abc", r"eval.seed='abc' must be an integer in \[0, 4294967295\]"),
+        ("eval.seed=-2", r"eval.seed=-2 must be an integer in \[0, 4294967295\]"),
+        ("eval.deterministic=maybe", "eval.deterministic='maybe' must be true or false"),
+        ("video.episodes=0", "video.episodes=0 must be an integer >= 1"),
+        ("video.format=webm", "video.format='webm' must be one of mp4, gif"),
+        ("video.enabled=maybe", "video.enabled='maybe' must be true or false"),
+        ("video.dir=5", "video.dir=5 must be null or a folder path"),
+        ("progress_bar=maybe", "progress_bar='maybe' must be true or false"),
+        ("seed=1.5", r"seed=1.5 must be an integer in \[0, 4294967295\]"),
+        ("seed=-1", r"seed=-1 must be an integer in \[0, 4294967295\]"),
+        ("seed=4294967296", r"seed=4294967296 must be an integer in \[0, 4294967295\]"),
     ],
 )
-def test_bad_counts_and_devices_fail_before_the_run_dir_is_written(
+def test_bad_settings_fail_before_the_run_dir_is_written(
     tmp_path: Path, override: str, message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
         train(_smoke_cfg(tmp_path / "run", override))
     assert not (tmp_path / "run").exists()
+
+
+def test_whole_number_settings_are_recorded_as_ints(tmp_path: Path) -> None:
+    cfg = _smoke_cfg(tmp_path, "seed=3.0", "total_timesteps=2e3", "eval.seed=7.0")
+    settings = check_settings(cfg)
+    assert settings["seed"] == 3 and settings["total_timesteps"] == 2000
+    assert settings["eval.seed"] == 7 and settings["eval.episodes"] == 2
+    assert all(type(v) is int for v in settings.values())
+
+
+def test_a_run_dir_that_holds_a_run_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    (tmp_path / "config.yaml").write_text("seed: 0\n")
+    check_new_run_dir(tmp_path)  # nothing trained yet (it failed before learning): reusable
+    (tmp_path / "checkpoints").mkdir()
+    with pytest.raises(FileExistsError, match=r"\(checkpoints\); continue it with"):
+        check_new_run_dir(tmp_path)
+    # On the command line the Hydra callback stops it before Hydra writes into the dir.
+    callback = NewRunDirCallback()
+    callback.on_run_start(DictConfig({"run_dir": str(tmp_path), "resume": str(tmp_path)}))
+    with pytest.raises(SystemExit) as info:
+        callback.on_run_start(DictConfig({"run_dir": str(tmp_path), "resume": None}))
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: run dir") and f"resume={tmp_path}" in err
 
 
 def test_resume_rejects_changing_the_env(tmp_path: Path) -> None:
