@@ -31,7 +31,7 @@ from typing import Any
 
 from rndx.monitors import MonitoredPolicy, load_monitor
 from rndx.monitors import monitor as _monitor
-from rndx.utils.cli import parse_key_values
+from rndx.utils.cli import exit_on_help, parse_key_values
 from rndx.utils.headless import use_headless_backends
 
 __all__ = ["MonitoredPolicy", "load_monitor", "main"]
@@ -63,6 +63,7 @@ _KEYS = {
 def parse_cli(argv: list[str]) -> tuple[str, dict[str, Any]]:
     """``<command> key=value ...`` -> (command, typed args); errors name the valid keys."""
     if not argv or argv[0] not in _KEYS:
+        exit_on_help(argv)  # `calibrate --help` goes on to list that command's keys
         raise ValueError(f"first argument must be one of {list(_KEYS)}, got {argv[:1]}")
     cmd = argv[0]
     args = parse_key_values(argv[1:], _KEYS[cmd], context=cmd)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from rndx.evaluate import load_run_config
+from rndx.utils.cli import help_text, wants_help
 from rndx.utils.io import atomic_save, atomic_write_text
 
 SUCCESS_TAG = "rollout/success_rate"
@@ -223,12 +224,15 @@ def write_report(paths: Iterable[str | Path], out_dir: str | Path = "reports") -
     return {"curves": png, "table": md_path}
 
 
-_USAGE = "usage: python -m rndx.report <run dir or folder> [...] [out=<dir>]"
+_USAGE = "usage: python -m rndx.report <run dir or folder> [...] [out=<dir>, default reports]"
 
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry: write the report and print the table; errors print one line and return 2."""
     args = sys.argv[1:] if argv is None else argv
+    if wants_help(args):
+        print(help_text(_USAGE, __doc__), end="")
+        return 0
     out = "reports"
     paths = []
     for a in args:

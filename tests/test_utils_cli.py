@@ -7,7 +7,7 @@ import pytest
 from rndx.evaluate import parse_cli as evaluate_cli
 from rndx.monitor import parse_cli as monitor_cli
 from rndx.record import parse_cli as record_cli
-from rndx.utils.cli import parse_key_values, to_bool
+from rndx.utils.cli import exit_on_help, help_text, parse_key_values, to_bool, wants_help
 
 KEYS = {"run": str, "episodes": int, "deterministic": to_bool}
 
@@ -42,3 +42,34 @@ def test_the_three_commands_share_it() -> None:
     ):
         with pytest.raises(ValueError, match="is not a valid"):
             parse(argv)
+
+
+# ---------------------------------------------------------------------- --help
+_USAGE = "usage: python -m tests.fake run=<dir> [episodes=N]"  # read by exit_on_help below
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_prints_usage_doc_and_keys_and_exits_0(flag: str, capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse_key_values(["run=r", flag], KEYS, usage="usage: cmd run=<dir>", doc="Does things.")
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: cmd run=<dir>\n\nDoes things.\n")
+    assert "  run=<str>  (required)\n  episodes=<int>\n  deterministic=<bool>" in out
+
+
+def test_help_defaults_to_the_calling_modules_usage_and_docstring(capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse_key_values(["--help"], KEYS)  # a missing run= is no error with --help
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(_USAGE) and __doc__.strip() in out
+    with pytest.raises(SystemExit):
+        exit_on_help(["-h"])
+    assert capsys.readouterr().out.startswith(_USAGE)
+    exit_on_help(["run=r"])  # no help asked: returns
+    assert not wants_help(["run=-h", "help"])
+
+
+def test_help_text_without_keys_is_usage_and_doc() -> None:
+    assert help_text("usage: x", "  Doc.\n") == "usage: x\n\nDoc.\n"
