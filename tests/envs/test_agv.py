@@ -274,7 +274,9 @@ def test_no_pedestrian_starts_next_to_the_vehicle() -> None:
 
 
 # --------------------------------------------------------------------------- bad input
-@pytest.mark.parametrize("action", [np.zeros(3), np.zeros((2, 2)), [np.nan, 0.0], [0.0, np.inf]])
+@pytest.mark.parametrize(
+    "action", [np.zeros(3), np.zeros((2, 2)), np.zeros((1, 2)), [np.nan, 0.0], [0.0, np.inf]]
+)
 def test_bad_actions_raise(action) -> None:
     env = gym.make("rndx/AGVWarehouse-v0").unwrapped
     env.reset(seed=0)

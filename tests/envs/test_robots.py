@@ -60,7 +60,9 @@ def test_rendered_frame_is_not_blank(env_id: str) -> None:
 
 
 @pytest.mark.parametrize("env_id", [BULLET, PUSH])
-@pytest.mark.parametrize("action", [np.zeros(3), np.zeros((2, 2)), [np.nan, 0.0], [0.0, np.inf]])
+@pytest.mark.parametrize(
+    "action", [np.zeros(3), np.zeros((2, 2)), np.zeros((1, 2)), [np.nan, 0.0], [0.0, np.inf]]
+)
 def test_bad_actions_raise(env_id: str, action) -> None:
     env = gym.make(env_id).unwrapped
     env.reset(seed=0)

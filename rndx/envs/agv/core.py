@@ -27,6 +27,36 @@ AGV_LANE_OFFSET = 0.5  # metres from the aisle's centre line to an obstacle AGV'
 START_MARGIN = 0.15  # metres of free space around a sampled start or goal beyond the radius
 REWARDS = ("sparse", "dense")
 COLLISIONS = ("terminate", "stop")
+# AGVConfig's float fields by allowed range; lidar_dropout is in [0, 1)
+POSITIVE = (
+    "dt", "v_max", "w_max", "a_max", "alpha_max", "radius", "goal_radius", "lidar_range",
+    "agv_radius", "pedestrian_radius", "goal_travel",
+)  # fmt: skip
+# 0 is meaningful for these: no reward term, any goal distance, no noise, parked AGVs,
+# motors that deliver nothing (a failure shift), a fixed goal
+NON_NEGATIVE = (
+    "goal_reward", "pick_reward", "collision_penalty", "progress_coef", "min_goal_distance",
+    "lidar_noise", "agv_speed", "actuator_gain", "goal_speed",
+)  # fmt: skip
+# integer fields -> their minimum
+COUNTS = {"n_beams": 1, "action_repeat": 1, "layout_seed": 0, "n_agvs": 0, "n_pedestrians": 0}
+
+
+def _is_finite(value: Any) -> bool:
+    """A real, finite number (not a bool, a string or NaN/inf)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    return math.isfinite(value)
+
+
+def _check_number(name: str, value: Any, zero_ok: bool) -> None:
+    """Raise ValueError naming ``name``, ``value`` and the range unless ``value`` is a finite
+    number > 0 (``>= 0`` with ``zero_ok``)."""
+    rule = ">= 0" if zero_ok else "> 0"
+    if not _is_finite(value):
+        raise ValueError(f"{name}={value!r} must be a finite number {rule}")
+    if value < 0 or (value == 0 and not zero_ok):
+        raise ValueError(f"{name}={value!r} must be {rule}")
 
 
 @dataclass
@@ -79,26 +109,28 @@ class AGVConfig:
             raise ValueError(f"collision={self.collision!r}; allowed: {list(COLLISIONS)}")
         if self.reward not in REWARDS:
             raise ValueError(f"reward={self.reward!r}; allowed: {list(REWARDS)}")
-        for name in ("dt", "v_max", "w_max", "a_max", "alpha_max", "radius", "lidar_range"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be > 0")
-        if self.n_beams < 1:
-            raise ValueError(f"n_beams={self.n_beams!r} must be >= 1")
-        self.action_repeat = whole_number("action_repeat", self.action_repeat, 1)
-        if self.n_agvs < 0 or self.n_pedestrians < 0:
-            raise ValueError(
-                f"n_agvs={self.n_agvs}, n_pedestrians={self.n_pedestrians} must be >= 0"
-            )
-        if not 0.0 <= self.lidar_dropout < 1.0:
+        for name in POSITIVE:
+            _check_number(name, getattr(self, name), zero_ok=False)
+        for name in NON_NEGATIVE:
+            _check_number(name, getattr(self, name), zero_ok=True)
+        if not (_is_finite(self.lidar_dropout) and 0.0 <= self.lidar_dropout < 1.0):
             raise ValueError(f"lidar_dropout={self.lidar_dropout!r} must be in [0, 1)")
+        for name, minimum in COUNTS.items():
+            value = getattr(self, name)  # a numpy scalar as its Python value
+            value = value.item() if isinstance(value, np.generic) else value
+            setattr(self, name, whole_number(name, value, minimum))
         self.pedestrian_speed = tuple(self.pedestrian_speed)
-        if self.goal_speed < 0 or self.goal_travel <= 0:
+        speeds = self.pedestrian_speed
+        valid = len(speeds) == 2 and all(_is_finite(s) for s in speeds)
+        if not (valid and 0 <= speeds[0] <= speeds[1]):
             raise ValueError(
-                f"goal_speed={self.goal_speed!r} must be >= 0 and "
-                f"goal_travel={self.goal_travel!r} > 0"
+                f"pedestrian_speed={self.pedestrian_speed!r} must be (low, high) m/s "
+                "with 0 <= low <= high"
             )
         if self.goal_speed > 0 and self.task != "reach":
             raise ValueError(f"goal_speed={self.goal_speed!r} > 0 needs task='reach'")
+        if not isinstance(self.observe_pose, (bool, np.bool_)):
+            raise ValueError(f"observe_pose={self.observe_pose!r} must be true or false")
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> AGVConfig:
@@ -117,27 +149,31 @@ def _norm(xy: np.ndarray) -> np.ndarray:
     return np.sqrt(xy[:, 0] * xy[:, 0] + xy[:, 1] * xy[:, 1])
 
 
-def validate_actions(actions: Any, n: int) -> np.ndarray:
+def validate_actions(actions: Any, n: int, single: bool = False) -> np.ndarray:
     """Actions as a float (n, 2) array; wrong shape or non-finite values raise ValueError.
 
+    ``single``: the action of a single (non-vector) env, which must have shape (2,) (it is
+    returned as (1, 2)); otherwise the shape is (n, 2), or (2,) when n is 1.
     Finite values outside [-1, 1] are clipped (documented behaviour of the action space)."""
-    if n == 1 and isinstance(actions, np.ndarray) and actions.shape in ((2,), (1, 2)):
+    if single:
+        shapes: tuple[tuple[int, ...], ...] = ((2,),)
+    else:
+        shapes = ((1, 2), (2,)) if n == 1 else ((n, 2),)
+    if n == 1 and isinstance(actions, np.ndarray) and actions.shape in shapes:
         # the single env's hot path: two Python floats are cheaper than array reductions
         v, w = float(actions.flat[0]), float(actions.flat[1])
         if math.isfinite(v) and math.isfinite(w):
             return np.array([[min(max(v, -1.0), 1.0), min(max(w, -1.0), 1.0)]])
-    expected = (n, 2) if n > 1 else (2,)
+    expected = shapes[0]
     try:
         a = np.asarray(actions, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(
             f"action {actions!r} is not numeric; expected floats of shape {expected} in [-1, 1]"
         ) from None
-    if a.shape != (n, 2):
-        if n == 1 and a.shape == (2,):
-            a = a.reshape(1, 2)
-        else:
-            raise ValueError(f"action has shape {a.shape}; expected {expected}")
+    if a.shape not in shapes:
+        raise ValueError(f"action has shape {a.shape}; expected {expected}")
+    a = a.reshape(n, 2)
     if not np.isfinite(a.sum()):  # one reduction; NaN/inf anywhere makes the sum non-finite
         bad = a[~np.isfinite(a).all(axis=1)]
         raise ValueError(f"action contains NaN or inf: {bad.tolist()}; allowed: finite in [-1, 1]")

@@ -41,10 +41,10 @@ class AGVWarehouseEnv(gym.Env):
     ``Box(-1, 1, (2,), float32)``: linear and angular velocity commands as fractions of
     ``v_max`` (1.5 m/s) and ``w_max`` (1.5 rad/s). Velocities follow the commands within the
     acceleration limits ``a_max`` and ``alpha_max``. Finite values outside [-1, 1] are
-    clipped; a wrong shape, NaN or inf raises ``ValueError``. With ``action_repeat`` k > 1 a
-    step holds the command for k ticks of ``dt`` (frame skip): it ends early at the tick with a
-    collision or success, the reward terms are summed over its ticks, and
-    ``max_episode_steps`` counts steps, not ticks.
+    clipped; a shape other than (2,) (a batch such as (1, 2) included), NaN or inf raises
+    ``ValueError``. With ``action_repeat`` k > 1 a step holds the command for k ticks of
+    ``dt`` (frame skip): it ends early at the tick with a collision or success, the reward
+    terms are summed over its ticks, and ``max_episode_steps`` counts steps, not ticks.
 
     ## Observation Space
     ``Box(float32, (n_beams + 5 [+1] [+4],))``: lidar ranges / ``lidar_range`` in [0, 1]
@@ -73,6 +73,9 @@ class AGVWarehouseEnv(gym.Env):
 
     ## Arguments
     Every field of :class:`rndx.envs.agv.core.AGVConfig` as a keyword, plus ``render_mode``.
+    A value out of its range (a negative noise, gain, speed or reward term; a radius, time step
+    or range that is not > 0; a count that is not a whole number) raises ``ValueError`` naming
+    the keyword, the value and the allowed range.
 
     ## Version History
     * v0: initial release.
@@ -101,7 +104,7 @@ class AGVWarehouseEnv(gym.Env):
         return obs, {"pose": self.core.poses()[0].copy()}
 
     def step(self, action):
-        a = validate_actions(action, 1)
+        a = validate_actions(action, 1, single=True)
         reward, events = self.core.step(a)
         obs = self.core.observe()[0]
         terminated = bool(self.core.terminal(events)[0])

@@ -202,7 +202,7 @@ class BulletAGVWarehouseEnv(gym.Env):
         return obs, {"pose": core.poses()[0].copy()}
 
     def step(self, action):
-        a = validate_actions(action, 1)[0]
+        a = validate_actions(action, 1, single=True)[0]
         core, cfg, c = self.core, self.config, self.client
         target = np.clip(
             a * np.array([cfg.v_max, cfg.w_max]) * cfg.actuator_gain,

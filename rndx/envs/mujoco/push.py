@@ -326,7 +326,7 @@ class MujocoPushEnv(gym.Env):
 
     # ------------------------------------------------------------------ stepping
     def step(self, action):
-        a = validate_actions(action, 1)[0]
+        a = validate_actions(action, 1, single=True)[0]
         self.data.ctrl[:] = a * self.v_max
         self.mujoco.mj_step(self.model, self.data, nstep=self.config.frame_skip)
         cfg = self.config
