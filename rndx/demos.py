@@ -1,4 +1,5 @@
-"""Record demonstrations: ``python -m rndx.demos env=agv_warehouse episodes=N [run=<dir>] [out=F]``.
+"""Record demonstrations: ``python -m rndx.demos env=agv_warehouse episodes=N [run=<dir>] [out=F]
+[seed=S] [noise=STD]``.
 
 Rolls out the scripted expert (or, with ``run=<dir>``, a trained rndx agent) on a batched
 VecEnv and writes one ``.npz`` (atomically) with every step of every episode:
@@ -20,17 +21,23 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rndx.utils.cli import help_text, wants_help
 from rndx.utils.io import atomic_save
 
 _MAX_ENVS = 8
 PUSH_ID = (
     "rndx/MujocoPush-v0"  # as evaluate's _MAX_EVAL_ENVS: same episode split, same start states
+)
+_USAGE = (
+    "usage: python -m rndx.demos env=<env> episodes=N [run=<dir>] [out=<file.npz>] [seed=S] "
+    "[noise=STD]"
 )
 
 
@@ -209,11 +216,14 @@ def load_demos(
     obs_shape: tuple[int, ...] | None = None,
     action_shape: tuple[int, ...] | None = None,
     successful_only: bool = True,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> Demos:
     """Read a demos ``.npz`` and check it fits the env it will train for.
 
     :param env_id, obs_shape, action_shape: when given, the file must match them.
     :param successful_only: drop the episodes that did not succeed.
+    :param env_kwargs: when given, the env options of the run; options the demos were
+        recorded with that differ are named in a warning (:func:`check_env_kwargs`).
     :raises FileNotFoundError: if ``path`` is missing.
     :raises ValueError: if the file is unreadable, of another env or shape, or holds no
         (successful) episodes.
@@ -227,8 +237,11 @@ def load_demos(
     try:
         with np.load(p, allow_pickle=False) as f:
             data = {k: f[k] for k in f.files}
-    except Exception as exc:  # zipfile, pickle and format errors all mean the same thing here
-        raise ValueError(f"demos file {str(p)!r} is corrupt or not a .npz: {exc}") from exc
+    except Exception:  # zipfile, pickle and format errors all mean the same thing here
+        raise ValueError(
+            f"{str(p)!r} is not an rndx demos file (a .npz written by `python -m rndx.demos`): "
+            "it is corrupt or not a .npz"
+        ) from None
     missing = {"obs", "actions", "episode", "success", "env_id"} - set(data)
     if missing:
         raise ValueError(
@@ -263,6 +276,8 @@ def load_demos(
             f"demos file {str(p)!r} has actions of shape "
             f"{demos.actions.shape[1:]}, the env expects {tuple(action_shape)}"
         )
+    if env_kwargs is not None:
+        check_env_kwargs(demos, env_kwargs, path=p)
     if successful_only:
         if not demos.success.any():
             raise ValueError(
@@ -273,9 +288,129 @@ def load_demos(
     return demos
 
 
+def _effective_kwargs(env_id: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` over the id's registered ones (and, for the AGV ids, AGVConfig's defaults),
+    JSON-normalised, so equal settings written differently compare equal."""
+    import gymnasium as gym
+
+    from rndx.envs import AGV_IDS
+
+    merged: dict[str, Any] = {}
+    if env_id in AGV_IDS:
+        from rndx.envs.agv.core import AGVConfig
+
+        merged.update(AGVConfig().to_dict())
+    if env_id in gym.registry:
+        merged.update(gym.spec(env_id).kwargs)
+    merged.update(kwargs)
+    return json.loads(json.dumps(merged, default=str))
+
+
+def check_env_kwargs(
+    demos: Demos | str | Path | None,
+    env_kwargs: dict[str, Any] | None,
+    env_id: str | None = None,
+    path: str | Path | None = None,
+    warn: bool = True,
+) -> dict[str, tuple[Any, Any]]:
+    """The env options that differ between the demos' recording and this run.
+
+    :param demos: a :class:`Demos` or the path of a demos file (only its env id and options
+        are read; None or a file that is missing or unreadable gives ``{}``:
+        :func:`load_demos` reports those).
+    :param env_kwargs: the run's env options (``cfg.env.kwargs``).
+    :param env_id: the run's env id (default: the demos' one); a different id gives ``{}``
+        (:func:`load_demos` rejects that file). Unset options count as the id's registered
+        value or the env's default.
+    :param warn: warn (``UserWarning``) naming each differing key with both values.
+    :return: ``{key: (value recorded, value of this run)}``; a key set on one side only has
+        the string ``"<unset>"`` on the other.
+    """
+    if demos is None:
+        return {}
+    if not isinstance(demos, Demos):
+        path = demos
+        try:
+            with np.load(Path(demos), allow_pickle=False) as f:
+                rec_id = str(f["env_id"])
+                recorded = json.loads(str(f["env_kwargs"])) if "env_kwargs" in f.files else {}
+        except Exception:  # load_demos raises the clear error for it
+            return {}
+    else:
+        rec_id, recorded = demos.env_id, demos.env_kwargs
+    if env_id is not None and env_id != rec_id:
+        return {}  # another env altogether: load_demos rejects the file
+    rec = _effective_kwargs(rec_id, dict(recorded or {}))
+    run = _effective_kwargs(rec_id, dict(env_kwargs or {}))
+    diff = {
+        k: (rec.get(k, "<unset>"), run.get(k, "<unset>"))
+        for k in sorted(set(rec) | set(run))
+        if rec.get(k, "<unset>") != run.get(k, "<unset>")
+    }
+    if diff and warn:
+        where = f"demos file {str(path)!r}" if path is not None else "the demos"
+        items = "; ".join(f"{k}: {a!r} recorded, {b!r} in this run" for k, (a, b) in diff.items())
+        warnings.warn(
+            f"{where} was recorded with other env options than this run ({items}); the "
+            "policy imitates behaviour on the recorded ones (record demos with this run's: "
+            "`python -m rndx.demos env=<env> env.kwargs.<key>=<value>`)",
+            UserWarning,
+            stacklevel=2,
+        )
+    return diff
+
+
 def default_out(env_name: str, source: str, episodes: int) -> Path:
     """``demos/<env name>__<source>__<episodes>.npz``."""
     return Path("demos") / f"{env_name}__{source}__{episodes}.npz"
+
+
+def _help() -> str:
+    """``--help``: usage, this docstring, the recipe's defaults and the env configs."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from rndx.paths import config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("demos")
+    defaults = {k: v for k, v in OmegaConf.to_container(cfg).items() if k != "env"}
+    envs = sorted(p.stem for p in (config_dir() / "env").glob("*.yaml"))
+    keys = "\n".join(f"  {k}={'null' if v is None else v}" for k, v in defaults.items())
+    return help_text(_USAGE, __doc__) + (
+        f"\ndefaults (configs/demos.yaml):\n  env={cfg.env.name}\n{keys}\n\n"
+        f"env configs: {', '.join(envs)}; any env.* key can be overridden too "
+        "(env.kwargs.layout=hard)\n"
+    )
+
+
+def _check_run_env(run: str, run_env: Any, given_env: Any, overrides: list[str]) -> None:
+    """``run=<dir>`` records on the run's env: env overrides that would change it are an error
+    (they would otherwise be ignored).
+
+    :raises ValueError: naming the run's env and the one asked for.
+    """
+    from rndx.config import to_dict
+
+    asked = [o for o in overrides if o.lstrip("+~").split("=")[0].split(".")[0] == "env"]
+    if not asked:
+        return
+
+    def describe(env: Any) -> str:
+        return (
+            f"{env.get('name')} ({env.get('id')}, kwargs {to_dict(env.get('kwargs')) or {}}, "
+            f"max_episode_steps {env.get('max_episode_steps')})"
+        )
+
+    mine, given = describe(run_env), describe(given_env)
+    if mine == given:
+        return
+    asked_text = " ".join(asked)
+    raise ValueError(
+        f"run={run!r} records on the env it was trained on, {mine}, but {asked_text} asks "
+        f"for {given}; drop {asked_text}, or record the scripted expert on that env without "
+        "run="
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -291,6 +426,9 @@ def main(argv: list[str] | None = None) -> int:
 
     use_headless_backends()
     overrides = sys.argv[1:] if argv is None else argv
+    if wants_help(overrides):
+        print(_help(), end="")
+        return 0
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             cfg = compose("demos", overrides=overrides)
@@ -298,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         env_cfg = cfg.env
         if cfg.run is not None:
             run_cfg = load_run_config(cfg.run)
+            _check_run_env(str(cfg.run), run_cfg.env, cfg.env, list(overrides))
             env_cfg = run_cfg.env
             model = load_model_file(str(run_cfg.agent.algo), Path(cfg.run) / "model.zip")
             source = str(run_cfg.agent.name)
@@ -318,11 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         demos.source = source
         demos.save(out)
     except (FileNotFoundError, ValueError, HydraException, OmegaConfBaseException) as exc:
-        print(
-            f"error: {exc}\nusage: python -m rndx.demos env=<env> episodes=N "
-            "[run=<dir>] [out=<file.npz>] [seed=S]",
-            file=sys.stderr,
-        )
+        print(f"error: {exc}\n{_USAGE}", file=sys.stderr)
         return 2
     print(
         f"recorded {demos.n_episodes} episodes ({len(demos.obs)} steps) of {source} on "

@@ -275,3 +275,16 @@ def test_demos_train_evaluate_end_to_end(demos_file: Path, tmp_path: Path) -> No
     assert main([f"run={run}", "episodes=2", f"out={out}"]) == 0
     recorded = load_demos(out, ENV_ID, (37,), (2,), successful_only=False)
     assert recorded.n_episodes == 2 and recorded.source == "chunk_flow"
+
+
+def test_train_warns_when_the_demos_were_recorded_on_other_env_options(
+    demos_file: Path, tmp_path: Path
+) -> None:
+    # the demos come from the default (small) layout; cloning for the hard one is allowed but
+    # named, with both values
+    cfg = _cfg(tmp_path / "run", f"demos={demos_file}", "env.kwargs.layout=hard")
+    cfg.agent.bc.steps = 2
+    cfg.eval.episodes = 1
+    cfg.video.enabled = False
+    with pytest.warns(UserWarning, match=r"layout: 'small' recorded, 'hard' in this run"):
+        train(cfg)

@@ -1,0 +1,100 @@
+"""rndx.demos: files that are not demos, demos of other env options, run= with env=, --help."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from rndx.demos import Demos, check_env_kwargs, load_demos, main
+from rndx.paths import config_dir
+
+ENV_ID = "rndx/AGVWarehouse-v0"
+
+
+@pytest.fixture
+def small_demos(tmp_path: Path) -> Path:
+    n = 6
+    demos = Demos(
+        np.zeros((n, 37), np.float32),
+        np.zeros((n, 2), np.float32),
+        np.repeat(np.arange(2), 3),
+        np.ones(2, bool),
+        ENV_ID,
+        {"layout": "small", "pedestrian_speed": (0.5, 1.3)},
+        500,
+    )
+    return demos.save(tmp_path / "d.npz")
+
+
+def test_a_file_that_is_not_demos_is_named_without_numpy_internals(tmp_path: Path) -> None:
+    yaml = tmp_path / "config.yaml"
+    yaml.write_text("name: agv_warehouse\nid: rndx/AGVWarehouse-v0\n")
+    with pytest.raises(ValueError) as info:
+        load_demos(yaml)
+    text = str(info.value)
+    assert f"{str(yaml)!r} is not an rndx demos file" in text and "python -m rndx.demos" in text
+    assert "pickle" not in text
+
+
+def test_other_env_options_are_named_with_both_values(small_demos: Path) -> None:
+    with pytest.warns(UserWarning, match=r"layout: 'small' recorded, 'hard' in this run"):
+        diff = check_env_kwargs(small_demos, {"layout": "hard"}, ENV_ID)
+    assert diff == {"layout": ("small", "hard")}
+    with pytest.warns(UserWarning, match=r"lidar_noise: 0.0 recorded, 0.3 in this run"):
+        load_demos(small_demos, ENV_ID, env_kwargs={"layout": "small", "lidar_noise": 0.3})
+
+
+def test_the_same_options_written_differently_are_no_difference(small_demos: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # unset = the env's default, a list = a tuple (JSON), an int = an equal float
+        assert check_env_kwargs(small_demos, {}, ENV_ID) == {}
+        assert check_env_kwargs(small_demos, {"pedestrian_speed": [0.5, 1.3]}, ENV_ID) == {}
+        assert check_env_kwargs(small_demos, {"goal_reward": 1}, ENV_ID) == {}
+        load_demos(small_demos, ENV_ID, env_kwargs={"layout": "small"})
+        # another env id is load_demos' error; a missing file or no demos= is not checked here
+        assert check_env_kwargs(small_demos, {"task": "pick_drop"}, "rndx/AGVPickDrop-v0") == {}
+        assert check_env_kwargs(small_demos.parent / "missing.npz", {"layout": "hard"}) == {}
+        assert check_env_kwargs(None, {"layout": "hard"}) == {}
+
+
+@pytest.fixture
+def agv_run(tmp_path: Path) -> Path:
+    """A run dir's config.yaml (the env check comes before the model is loaded)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=["env=agv_warehouse", "env.max_episode_steps=50"])
+    (run / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    return run
+
+
+@pytest.mark.parametrize("override", ["env=mujoco_push", "env.kwargs.layout=hard"])
+def test_run_with_another_env_is_an_error_naming_both(
+    agv_run: Path, override: str, capsys: pytest.CaptureFixture
+) -> None:
+    assert main([f"run={agv_run}", override, "episodes=1", f"out={agv_run / 'x.npz'}"]) == 2
+    err = capsys.readouterr().err
+    assert "agv_warehouse (rndx/AGVWarehouse-v0" in err and override in err
+    assert ("rndx/MujocoPush-v0" if override.startswith("env=") else "'hard'") in err
+    assert not (agv_run / "x.npz").exists()
+
+
+def test_help_prints_usage_with_every_key_and_the_defaults(capsys: pytest.CaptureFixture) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m rndx.demos env=<env> episodes=N")
+    for text in ("[noise=STD]", "[seed=S]", "episodes=200", "noise=0.0", "env=agv_warehouse"):
+        assert text in out, text
+    assert "mujoco_push" in out  # the env configs to pick from
+    assert main(["-h"]) == 0
+
+
+def test_error_usage_names_noise(capsys: pytest.CaptureFixture) -> None:
+    assert main(["episodes=0"]) == 2
+    assert "[noise=STD]" in capsys.readouterr().err
