@@ -235,10 +235,11 @@ def check_settings(cfg: DictConfig) -> dict[str, int]:
 
 def train(cfg: DictConfig) -> Path:
     """Train, checkpoint, save and evaluate one run described by ``cfg``; return its run dir."""
-    from rndx.envs import make_sb3_vec_env
+    from rndx.envs import make_sb3_vec_env, resolve_env_id
 
     settings = check_settings(cfg)
     device = resolve_device(str(cfg.device))  # a bad setting or device fails before any write
+    resolve_env_id(str(cfg.env.id))  # so does an unknown env id (it names the closest ones)
     run_dir = resolve_run_dir(cfg)
     if cfg.resume is None:
         check_new_run_dir(run_dir)  # a second run would overwrite and mix with the first

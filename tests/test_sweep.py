@@ -203,6 +203,57 @@ def test_scale_out_launchers_compose(launcher: str, module: str) -> None:
         assert init["address"] == "${oc.env:RAY_ADDRESS}"
 
 
+@pytest.mark.parametrize(
+    ("launcher", "module", "package"),
+    [
+        ("ray", "hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher"),
+        ("ray_cluster", "hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher"),
+        ("submitit_local", "hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
+        ("submitit_slurm", "hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
+    ],
+)
+def test_missing_scale_out_launcher_names_the_sweep_extra(
+    launcher: str, module: str, package: str
+) -> None:
+    """Without the `sweep` extra, hydra/launcher=ray composes to a placeholder and the rndx
+    sweeper stops before any job with the install line (not "Could not find ...")."""
+    import importlib.util
+
+    from hydra_plugins.rndx_sweeper.rndx_sweeper import LauncherNotInstalled, RndxSweeper
+
+    if importlib.util.find_spec(module) is not None:
+        pytest.skip(f"{module} is installed")
+    cfg = _hydra_cfg(f"hydra/launcher={launcher}")
+    assert cfg.hydra.launcher._target_.endswith("rndx_sweeper.MissingLauncher")
+    with pytest.raises(LauncherNotInstalled) as info:
+        RndxSweeper(max_batch_size=None).setup(config=cfg, hydra_context=None, task_function=None)
+    assert str(info.value) == (
+        f"hydra/launcher={launcher} needs the {package} plugin, which is not installed; it "
+        'comes with rndx\'s `sweep` extra: pip install -e ".[sweep]"'
+    )
+
+
+def test_missing_launcher_from_the_command_line(tmp_path: Path) -> None:
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is not None:
+        pytest.skip("hydra-ray-launcher is installed")
+    repo = Path(__file__).resolve().parents[1]
+    sweep_dir = tmp_path / "sweep"
+    proc = subprocess.run(
+        [sys.executable, "-m", "rndx.train", "-m", "hydra/launcher=ray", "seed=0,1"]
+        + [f"hydra.sweep.dir={sweep_dir}"],
+        capture_output=True,
+        text=True,
+        cwd=repo,
+    )
+    assert proc.returncode == 1
+    assert 'pip install -e ".[sweep]"' in proc.stderr and "Could not find" not in proc.stderr
+    assert not sweep_dir.exists()  # stopped before any job
+
+
 def test_gpu_recipe_asks_for_auto_device_and_a_large_batch() -> None:
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose("train", overrides=["experiment=gpu"])

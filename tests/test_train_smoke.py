@@ -89,6 +89,7 @@ def test_resume_reaches_total_timesteps(tmp_path: Path) -> None:
         ("seed=1.5", r"seed=1.5 must be an integer in \[0, 4294967295\]"),
         ("seed=-1", r"seed=-1 must be an integer in \[0, 4294967295\]"),
         ("seed=4294967296", r"seed=4294967296 must be an integer in \[0, 4294967295\]"),
+        ("env.id=rndx/AGVWarehous-v0", "did you mean 'rndx/AGVWarehouse-v0'"),
     ],
 )
 def test_bad_settings_fail_before_the_run_dir_is_written(

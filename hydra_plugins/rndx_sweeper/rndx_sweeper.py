@@ -5,10 +5,17 @@ so later batches never run and the other failures go unreported. This subclass r
 batches, then writes ``<sweep dir>/sweep_status.json`` (every job: overrides, run dir,
 status, error) and prints which jobs failed and why; the sweep then exits with status 1.
 The launcher (joblib, Ray, submitit) is untouched: it decides where the jobs run.
+
+The Ray and submitit launchers come with the ``sweep`` extra. Without it,
+``hydra/launcher=ray`` (``ray_aws``, ``submitit_local``, ``submitit_slurm``, and
+``ray_cluster``, which builds on ``ray``) still composes, to a placeholder, and the sweep
+stops before any job with the install line instead of Hydra's "Could not find
+'hydra/launcher/ray'".
 """
 
 # No `from __future__ import annotations`: Hydra execs plugin modules outside sys.modules,
 # where dataclasses cannot resolve string annotations.
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +23,9 @@ from typing import Any
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn
-from omegaconf import OmegaConf
+from hydra.errors import CompactHydraException
+from hydra.plugins.launcher import Launcher
+from omegaconf import DictConfig, OmegaConf
 
 
 @dataclass
@@ -32,9 +41,70 @@ ConfigStore.instance().store(
     group="hydra/sweeper", name="rndx", node=RndxSweeperConf, provider="rndx"
 )
 
+# hydra/launcher=<name> -> (the plugin module that registers it, its pip package)
+EXTRA_LAUNCHERS = {
+    "ray": ("hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher"),
+    "ray_aws": ("hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher"),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
+}
+_MISSING_TARGET = "hydra_plugins.rndx_sweeper.rndx_sweeper.MissingLauncher"
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def missing_launcher_message(name: str, package: str) -> str:
+    return (
+        f"hydra/launcher={name} needs the {package} plugin, which is not installed; it comes "
+        'with rndx\'s `sweep` extra: pip install -e ".[sweep]"'
+    )
+
+
+class LauncherNotInstalled(CompactHydraException):
+    """hydra/launcher=<name> of a launcher plugin that is not installed."""
+
+
+class MissingLauncher(Launcher):
+    """Placeholder for a launcher whose plugin is missing: fails with the install line.
+
+    The rndx sweeper stops before instantiating it (see :meth:`RndxSweeper.setup`); this is
+    what another sweeper gets."""
+
+    def __init__(self, name: str = "", package: str = "", **_: Any) -> None:
+        raise LauncherNotInstalled(missing_launcher_message(name, package))
+
+    def setup(self, **kwargs: Any) -> None:  # pragma: no cover (never instantiated)
+        raise NotImplementedError
+
+    def launch(self, job_overrides: Any, initial_job_idx: int) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+
+for _name, (_module, _package) in EXTRA_LAUNCHERS.items():
+    if not _installed(_module):
+        ConfigStore.instance().store(
+            group="hydra/launcher",
+            name=_name,
+            node={"_target_": _MISSING_TARGET, "name": _name, "package": _package},
+            provider="rndx",
+        )
+
 
 class RndxSweeper(BasicSweeper):
     """Run every batch; report all failures at the end instead of stopping at the first."""
+
+    def setup(self, *, config: DictConfig, **kwargs: Any) -> None:
+        launcher = config.hydra.launcher
+        if launcher is not None and launcher.get("_target_") == _MISSING_TARGET:
+            # the name asked for: ray_cluster composes the ray placeholder
+            name = config.hydra.runtime.choices.get("hydra/launcher", launcher.name)
+            raise LauncherNotInstalled(missing_launcher_message(str(name), str(launcher.package)))
+        super().setup(config=config, **kwargs)
 
     def sweep(self, arguments: list[str]) -> Any:
         from rndx.sweep import (

@@ -86,7 +86,8 @@ def resolve_env_id(env_id: str) -> str:
     how a package such as gymnasium_robotics registers its ids).
 
     :raises ValueError: if the package is missing or the id is not registered; the message
-        lists rndx's ids and says how to name another package's.
+        names the registered ids closest to it (Gymnasium's own, rndx's, any imported
+        package's), lists rndx's ids and says how to name another package's.
     """
     import importlib
 
@@ -100,10 +101,14 @@ def resolve_env_id(env_id: str) -> str:
                 "the package that registers it (PointMaze: pip install -e '.[bench]')"
             ) from exc
     if env_id not in gym.registry:
+        import difflib
+
         known = sorted(k for k in gym.registry if k.startswith("rndx/"))
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
         raise ValueError(
-            f"unknown env id {env_id!r}; rndx ids: {known}; an id from another package is "
-            "written 'package:Id' (e.g. gymnasium_robotics:PointMaze_UMaze-v3)"
+            f"unknown env id {env_id!r}; {hint}rndx ids: {known}; an id from another package "
+            "is written 'package:Id' (e.g. gymnasium_robotics:PointMaze_UMaze-v3)"
         )
     return env_id
 
