@@ -1,7 +1,7 @@
 """Learning curves of runs: ``python -m rndx.report <run or folder> ... [out=<dir>]``.
 
 Reads the TensorBoard logs of every run given (a run dir, or a folder searched for run dirs:
-``runs/``, a multirun sweep), groups runs that differ only in seed (same env and agent), and
+``runs/``, a multirun sweep), groups runs whose configs differ only in seed, and
 writes ``<out>/curves.png`` (training success rate and episode return against env steps,
 mean and min-max spread over seeds) and ``<out>/report.md`` (a markdown table of the last
 logged values and each run's eval.json).
@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -95,12 +96,40 @@ def read_scalars(run_dir: str | Path, tags: Sequence[str] = tuple(TAGS)) -> dict
     return out
 
 
+# Settings that do not make a run a different experiment: they vary between seeds of one, or
+# say only where and how a run was written and shown.
+_NOT_VARIANT = ("seed", "run_dir", "resume", "eval.seed", "progress_bar", "video", "device")
+
+
+def _settings(cfg: Any) -> dict[str, str]:
+    """A run config's settings as ``{"dotted.key": value as text}``, less ``_NOT_VARIANT``."""
+    from omegaconf import OmegaConf
+
+    out: dict[str, str] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{prefix}{k}.")
+            return
+        key = prefix[:-1]
+        if not any(key == n or key.startswith(n + ".") for n in _NOT_VARIANT):
+            out[key] = json.dumps(node, sort_keys=True, default=str)
+
+    walk(OmegaConf.to_container(cfg, resolve=False), "")
+    return out
+
+
 def load_runs(paths: Iterable[str | Path]) -> list[Run]:
     """Every run under ``paths`` with its curves and eval.json (empty if missing).
 
+    Runs are grouped when their configs differ only in seed (and where they were written):
+    two groups of one env and agent are labelled by the settings that tell them apart, e.g.
+    ``agv_warehouse / ppo_rnd [total_timesteps=4096]``.
+
     :raises ValueError: if a run logged none of the curves (e.g. an imitation agent).
     """
-    runs = []
+    loaded = []
     for path in find_runs(paths):
         cfg = load_run_config(path)
         curves = read_scalars(path)
@@ -111,8 +140,15 @@ def load_runs(paths: Iterable[str | Path]) -> list[Run]:
             )
         eval_file = path / "eval.json"
         ev = json.loads(eval_file.read_text()) if eval_file.is_file() else {}
-        group = f"{cfg.env.name} / {cfg.agent.name}"
-        runs.append(Run(path, group, int(cfg.seed), curves, ev))
+        base = f"{cfg.env.name} / {cfg.agent.name}"
+        loaded.append((path, base, _settings(cfg), int(cfg.seed), curves, ev))
+    runs = []
+    for path, base, settings, seed, curves, ev in loaded:
+        peers = [s for _, b, s, *_ in loaded if b == base]
+        keys = {k for s in peers for k in s}
+        differ = sorted(k for k in keys if len({s.get(k) for s in peers}) > 1)
+        label = " ".join(f"{k}={settings.get(k, 'unset')}" for k in differ)
+        runs.append(Run(path, f"{base} [{label}]" if label else base, seed, curves, ev))
     return runs
 
 
@@ -189,8 +225,9 @@ def table(runs: Sequence[Run]) -> str:
             return float(r.curves[tag][1][-1]) if tag in r.curves else None
 
         steps = [int(max(c[0][-1] for c in r.curves.values())) for r in rs]
+        span = f"{min(steps)}" if min(steps) == max(steps) else f"{min(steps)}-{max(steps)}"
         rows.append(
-            f"| {group} | {', '.join(str(r.seed) for r in rs)} | {min(steps)} "
+            f"| {group} | {', '.join(str(r.seed) for r in rs)} | {span} "
             f"| {_fmt([last(r, SUCCESS_TAG) for r in rs])} "
             f"| {_fmt([last(r, RETURN_TAG) for r in rs])} "
             f"| {_fmt([r.eval.get('success_rate') for r in rs])} "

@@ -152,6 +152,16 @@ def test_report_on_two_runs_writes_png_and_table(runs: list[Path], tmp_path: Pat
     assert re.search(rf"\| {mean:.3g} ± ", row), (row, mean)
 
 
+def test_report_keeps_runs_of_other_settings_apart(runs: list[Path], tmp_path: Path) -> None:
+    # a seed-0 run with a longer budget is another experiment, not a third seed of the two
+    longer = _tiny_run(tmp_path, 0, "total_timesteps=256")
+    md = write_report([runs[0].parent, longer], tmp_path / "rep")["table"].read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| agv_warehouse / ppo_rnd")]
+    assert len(rows) == 2, md
+    assert rows[0].startswith("| agv_warehouse / ppo_rnd [total_timesteps=128] | 0, 1 | 128 ")
+    assert rows[1].startswith("| agv_warehouse / ppo_rnd [total_timesteps=256] | 0 | 256 ")
+
+
 def test_bad_run_dirs_give_clear_errors(
     runs: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
