@@ -83,7 +83,11 @@ def algo_class(algo: str) -> type[Any]:
 
 
 def policy_name(observation_space: gym.Space) -> str:
-    """Return SB3's policy name for an observation space (Dict spaces need MultiInputPolicy)."""
+    """Return SB3's policy name for an observation space (Dict spaces need MultiInputPolicy).
+
+    Plain PPO takes either; IntrinsicPPO takes only "MlpPolicy" on a Box space and rejects a
+    Dict env with a hint to flatten it (``rndx.envs.make_sb3_vec_env`` flattens Dict spaces).
+    """
     return "MultiInputPolicy" if isinstance(observation_space, gym.spaces.Dict) else "MlpPolicy"
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import gymnasium as gym
 import numba
 import numpy as np
 import torch as th
@@ -262,9 +263,44 @@ def floor_extent(env: VecEnv | None) -> tuple[float, float] | None:
     return None if world is None else tuple(float(v) for v in world.layout.size)
 
 
+def check_observation_space(space: spaces.Space | None) -> None:
+    """Raise unless ``space`` is a Box (any shape: the module takes it flattened); None (no
+    env yet) passes.
+
+    :raises ValueError: naming the space and the wrapper that flattens it.
+    """
+    if space is not None and not isinstance(space, spaces.Box):
+        raise ValueError(
+            f"IntrinsicPPO needs a flat or n-D Box observation space; got {space}: flatten it "
+            "with gymnasium.wrappers.FlattenObservation (rndx.envs.make_sb3_vec_env does this "
+            "for Dict spaces)"
+        )
+
+
+def dual_value_policy(policy: str | type[ActorCriticPolicy]) -> type[DualValuePolicy]:
+    """The policy class IntrinsicPPO builds: ``"MlpPolicy"`` (what a config names, SB3's
+    default) means :class:`DualValuePolicy`; a subclass of it passes through.
+
+    :raises ValueError: for any other name or class (their value net has one output).
+    """
+    if policy == "MlpPolicy":
+        return DualValuePolicy
+    if isinstance(policy, type) and issubclass(policy, DualValuePolicy):
+        return policy
+    got = policy.__name__ if isinstance(policy, type) else repr(policy)
+    raise ValueError(
+        f"IntrinsicPPO's policy must be 'MlpPolicy' (rndx's DualValuePolicy: V_ext and V_int "
+        f"heads) or a subclass of DualValuePolicy; got {got}"
+    )
+
+
 class IntrinsicPPO(PPO):
     """PPO + an intrinsic reward module with its own value head and GAE.
 
+    :param policy: ``"MlpPolicy"`` (:class:`DualValuePolicy`) or a subclass of it; ``env``
+        must be an SB3 VecEnv (or env id) with a Box observation space (an n-D one is
+        flattened for the module), and ``policy_kwargs.activation_fn`` may be a name
+        (``"relu"``: :data:`rndx.agents.ACTIVATIONS`) as in a config
     :param intrinsic: ``"rnd"`` or ``"rdd"``
     :param intrinsic_kwargs: constructor arguments of the module (hidden, output_dim,
         learning_rate, update_proportion, sigma for RDD ...)
@@ -297,8 +333,20 @@ class IntrinsicPPO(PPO):
         _init_setup_model: bool = True,
         **kwargs: Any,
     ):
-        if policy == "MlpPolicy":  # the config may name SB3's default; it means ours
-            policy = DualValuePolicy
+        if isinstance(env, gym.vector.VectorEnv):
+            spec = getattr(env, "spec", None)
+            env_id = spec.id if spec is not None else "<env id>"
+            raise TypeError(
+                f"IntrinsicPPO got a Gymnasium vector env ({type(env).__name__}); SB3 needs its "
+                f"own VecEnv: use rndx.envs.make_sb3_vec_env({env_id!r}, {env.num_envs}, seed=0) "
+                "or stable_baselines3.common.env_util.make_vec_env"
+            )
+        # the space before the policy: a Dict env (SB3's MultiInputPolicy) is told to flatten
+        check_observation_space(getattr(env, "observation_space", None))
+        policy = dual_value_policy(policy)
+        from rndx.agents import resolve_policy_kwargs  # here: rndx.agents imports this module
+
+        kwargs = resolve_policy_kwargs(kwargs)  # activation_fn by name, as in build_agent
         self.intrinsic_kind = intrinsic
         self.intrinsic_kwargs = dict(intrinsic_kwargs or {})
         self.intrinsic_input = intrinsic_input
@@ -327,6 +375,8 @@ class IntrinsicPPO(PPO):
         self.intrinsic: IntrinsicModule | None = None
         kwargs.setdefault("rollout_buffer_class", DualRolloutBuffer)
         super().__init__(policy, env, _init_setup_model=False, **kwargs)
+        if isinstance(env, str):  # SB3 made the env from its id
+            check_observation_space(self.observation_space)
         if _init_setup_model:
             self._setup_model()
 

@@ -122,7 +122,9 @@ class InputSelector:
     def __call__(
         self, obs: np.ndarray, infos: Sequence[dict[str, Any]] | None = None
     ) -> np.ndarray:
-        """(n, obs_dim) observations (+ per-env infos) -> (n, input_dim) inputs."""
+        """(n, *obs_shape) observations (+ per-env infos) -> (n, input_dim) inputs; an n-D
+        observation is flattened first (observation indices count in the flat vector)."""
+        obs = np.reshape(obs, (len(obs), -1))
         if self.spec == "obs":
             return obs
         if self.uses_pose:

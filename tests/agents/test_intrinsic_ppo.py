@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
 from hydra import compose, initialize_config_dir
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import KVWriter, Logger
+from stable_baselines3.common.policies import ActorCriticPolicy
+from torch import nn
 
 from rndx.agents.intrinsic_ppo import DualRolloutBuffer, DualValuePolicy, IntrinsicPPO, gae
 from rndx.envs import make_sb3_vec_env
@@ -289,3 +293,95 @@ def test_end_to_end_smoke_run_for_each_agent(tmp_path: Path, agent: str) -> None
     result = json.loads((tmp_path / "eval.json").read_text())
     assert result["episodes"] == cfg.eval.episodes
     assert (tmp_path / "model.zip").is_file() and any((tmp_path / "tb").rglob("events*"))
+
+
+class _SpaceEnv(gym.Env):
+    """Random observations from any space, episodes of 10 steps (so truncations happen)."""
+
+    def __init__(self, space: spaces.Space) -> None:
+        self.observation_space = space
+        self.action_space = spaces.Box(-1, 1, (2,))
+        self._t = 0
+
+    def reset(self, seed=None, options=None):  # noqa: ANN001
+        super().reset(seed=seed)
+        self.observation_space.seed(seed)
+        self._t = 0
+        return self.observation_space.sample(), {}
+
+    def step(self, action):  # noqa: ANN001
+        self._t += 1
+        return self.observation_space.sample(), 0.0, False, self._t >= 10, {}
+
+
+def _space_venv(space: spaces.Space):
+    return make_vec_env(lambda: _SpaceEnv(space), n_envs=2, seed=0)
+
+
+_SMALL = dict(n_steps=16, batch_size=32, n_epochs=1, init_steps=5, seed=0)
+
+
+@pytest.mark.parametrize("inp", ["obs", [0, 5]])
+def test_an_n_d_box_observation_feeds_the_module_flattened(tmp_path: Path, inp) -> None:
+    model = IntrinsicPPO(
+        "MlpPolicy", _space_venv(spaces.Box(-1, 1, (2, 3))), intrinsic_input=inp, **_SMALL
+    )
+    model.learn(64)  # init rollout, two rollouts with truncations, updates
+    obs = model.env.reset()
+    x = model.intrinsic_inputs(obs)
+    assert x.shape == (2, 6 if inp == "obs" else 2)
+    np.testing.assert_array_equal(x, obs.reshape(2, -1)[:, slice(None) if inp == "obs" else inp])
+    model.save(tmp_path / "m.zip")
+    loaded = IntrinsicPPO.load(tmp_path / "m.zip", env=model.env)
+    np.testing.assert_array_equal(model.intrinsic.compute(x), loaded.intrinsic.compute(x))
+
+
+_DICT = spaces.Dict({"a": spaces.Box(-1, 1, (3,)), "b": spaces.Box(-1, 1, (2,))})
+
+
+@pytest.mark.parametrize("policy", ["MlpPolicy", "MultiInputPolicy"])
+def test_a_dict_observation_space_is_told_to_flatten(policy: str) -> None:
+    with pytest.raises(
+        ValueError, match=r"needs a flat or n-D Box .*got Dict\(.*FlattenObservation"
+    ):
+        IntrinsicPPO(policy, _space_venv(_DICT), **_SMALL)
+
+
+@pytest.mark.parametrize(
+    ("policy", "got"),
+    [(ActorCriticPolicy, "ActorCriticPolicy"), ("CnnPolicy", "'CnnPolicy'"), ("Mlp", "'Mlp'")],
+)
+def test_a_policy_other_than_the_dual_value_one_is_named(policy, got: str) -> None:
+    with pytest.raises(ValueError, match=rf"policy must be 'MlpPolicy' .*; got {got}$"):
+        IntrinsicPPO(policy, _space_venv(spaces.Box(-1, 1, (4,))), **_SMALL)
+
+
+def test_activation_by_name_in_python_survives_save_load(tmp_path: Path) -> None:
+    def activations(m: IntrinsicPPO) -> set[type]:
+        return {type(x) for x in m.policy.mlp_extractor.modules() if not list(x.children())}
+
+    venv = _space_venv(spaces.Box(-1, 1, (4,)))
+    model = IntrinsicPPO("MlpPolicy", venv, policy_kwargs={"activation_fn": "ReLU"}, **_SMALL)
+    assert nn.ReLU in activations(model) and nn.Tanh not in activations(model)
+    model.save(tmp_path / "m.zip")
+    assert nn.ReLU in activations(IntrinsicPPO.load(tmp_path / "m.zip"))
+    with pytest.raises(ValueError, match=r"activation_fn='swish'; allowed: tanh, relu"):
+        IntrinsicPPO("MlpPolicy", venv, policy_kwargs={"activation_fn": "swish"}, **_SMALL)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "kwargs"),
+    [
+        ("rndx/AGVWarehouse-v0", {"num_envs": 4, "vectorization_mode": "vector_entry_point"}),
+        ("Pendulum-v1", {"num_envs": 2}),
+    ],
+)
+def test_a_gymnasium_vector_env_is_pointed_to_an_sb3_one(env_id: str, kwargs: dict) -> None:
+    venv = gym.make_vec(env_id, **kwargs)
+    n = kwargs["num_envs"]
+    with pytest.raises(
+        TypeError,
+        match=rf"SB3 needs its own VecEnv: use rndx.envs.make_sb3_vec_env\('{env_id}', {n}",
+    ):
+        IntrinsicPPO("MlpPolicy", venv, **_SMALL)
+    venv.close()

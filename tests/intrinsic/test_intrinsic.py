@@ -180,6 +180,10 @@ def test_input_selector() -> None:
         InputSelector([9]).dim(6)
     with pytest.raises(KeyError, match="pose"):
         InputSelector("pose")(obs, [{}, {}])
+    # an n-D observation is flattened; indices count in the flat vector
+    obs_2d = obs.reshape(2, 2, 3)
+    np.testing.assert_array_equal(InputSelector("obs")(obs_2d), obs)
+    assert InputSelector([0, 5])(obs_2d).tolist() == [[0, 5], [6, 11]]
 
 
 def test_pose_tiles_are_one_hot_per_shifted_grid() -> None:
