@@ -1,7 +1,10 @@
 """AGVConfig rejects out-of-range option values, naming the keyword, the value and the range;
-the single env takes actions of shape (2,) only, the batched faces (n, 2)."""
+the single env takes actions of shape (2,) only, the batched faces (n, 2); reset options are
+checked (shape, finite, on the floor and clear of walls and shelves) by every face."""
 
 from __future__ import annotations
+
+import math
 
 import gymnasium as gym
 import numpy as np
@@ -10,6 +13,7 @@ import pytest
 import rndx  # noqa: F401  (registers the ids)
 from rndx.envs.agv import AGVSB3VecEnv, AGVWarehouseVectorEnv
 from rndx.envs.agv.core import COUNTS, NON_NEGATIVE, POSITIVE, AGVConfig, validate_actions
+from rndx.envs.shifts import make_shifted_env
 
 
 @pytest.mark.parametrize(
@@ -96,3 +100,116 @@ def test_numpy_scalars_are_numbers() -> None:
     assert (cfg.n_agvs, cfg.n_beams) == (2, 16) and type(cfg.n_agvs) is int
     with pytest.raises(ValueError, match="n_agvs=True must be an integer >= 0"):
         AGVConfig(n_agvs=np.bool_(True))
+
+
+# --------------------------------------------------------------------------- reset options
+FREE = "allowed: a free \\(x, y\\) on the 18 x 12 m floor"
+RADIUS_CLEAR = f"{FREE} with the vehicle's 0.3 m radius clear"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"start": (math.nan, 1.0, 0.0)}, r"start=\(nan, 1.0, 0.0\) must be \(x, y, heading\)"),
+        ({"start": (8.0, 6.0, math.inf)}, r"start=\(8.0, 6.0, inf\) must be .*3 finite numbers"),
+        ({"start": (2.0, 2.0)}, r"start=\(2.0, 2.0\) must be .*\(got shape \(2,\)\)"),
+        ({"start": ("8", 6.0, 0.0)}, r"start=\('8', 6.0, 0.0\) must be \(x, y, heading\)"),
+        ({"start": [[8.0, 6.0], [0.0]]}, r"start=\[\[8.0, 6.0\], \[0.0\]\] must be"),
+        ({"start": (0, 0, 0)}, rf"start=\(0, 0, 0\) is inside a wall or shelf; {RADIUS_CLEAR}$"),
+        ({"start": (5.0, 8.0, 0.0)}, r"start=\(5.0, 8.0, 0.0\) is inside a wall or shelf"),
+        (
+            {"start": (-50, 0, 0)},
+            rf"start=\(-50, 0, 0\) is off the 18 x 12 m floor; {RADIUS_CLEAR}",
+        ),
+        ({"start": (1.2, 6.0, 0.0)}, rf"is 0.20 m from a wall or shelf; {RADIUS_CLEAR}"),
+        ({"goal": (-50, 0)}, rf"goal=\(-50, 0\) is off the 18 x 12 m floor; {FREE}$"),
+        ({"goal": (5.0, 8.0)}, rf"goal=\(5.0, 8.0\) is inside a wall or shelf; {FREE}$"),
+        ({"goal": (0.5, 6.0)}, r"goal=\(0.5, 6.0\) is inside a wall or shelf"),
+        ({"goal": (15.5, math.nan)}, r"goal=\(15.5, nan\) must be \(x, y\): 2 finite numbers"),
+        ({"goal": (15.5, 2.5, 0.0)}, r"goal=\(15.5, 2.5, 0.0\) must be .*\(got shape \(3,\)\)"),
+        (
+            {"goal_path": ((1.5, 8.0), (15.5, 8.0))},
+            r"goal_path=.* has the point \(3.0\d, 8.00\) inside a wall or shelf",
+        ),
+        ({"goal_path": ((15.5, 2.5), (25.0, 2.5))}, r"has the point \(18.0\d, 2.50\) off the"),
+        ({"goal_path": (15.5, 2.5)}, r"goal_path=\(15.5, 2.5\) must be \(\(x0, y0\), \(x1, y1\)\)"),
+        ({"obstacles": [(10.0, 6.0)]}, r"obstacles=\[\(10.0, 6.0\)\] must be 0 \(x, y\)"),
+        ({"goall": (15.5, 2.5)}, r"unknown reset option\(s\) \['goall'\]; allowed: \['goal', "),
+    ],
+)
+def test_bad_reset_options_name_option_value_and_what_is_allowed(options, message) -> None:
+    env = gym.make("rndx/AGVWarehouse-v0")
+    with pytest.raises(ValueError, match=message):
+        env.reset(seed=0, options=options)
+    env.reset(seed=0)  # the env is still usable
+
+
+def test_a_goal_the_vehicle_cannot_get_within_goal_radius_of_raises() -> None:
+    env = gym.make("rndx/AGVWarehouse-v0", goal_radius=0.1)
+    with pytest.raises(
+        ValueError,
+        match=r"goal=\(1.05, 6.0\) is 0.05 m from a wall or shelf; "
+        r".* at least 0.2 m \(radius - goal_radius\) from walls and shelves",
+    ):
+        env.reset(seed=0, options={"goal": (1.05, 6.0)})
+    env.reset(seed=0, options={"goal": (1.25, 6.0)})
+
+
+def test_obstacle_options_are_checked_per_obstacle() -> None:
+    env = gym.make("rndx/AGVWarehouseDynamic-v0")
+    m = env.unwrapped.core.m
+    with pytest.raises(ValueError, match=rf"must be {m} \(x, y\).*\(got shape \({m - 1}, 2\)\)"):
+        env.reset(seed=0, options={"obstacles": [(10.0, 6.0)] * (m - 1)})
+    with pytest.raises(ValueError, match=r"has the point \(5.00, 8.00\) inside a wall or shelf"):
+        env.reset(seed=0, options={"obstacles": [(10.0, 6.0)] * (m - 1) + [(5.0, 8.0)]})
+    with pytest.raises(ValueError, match=r"must be"):
+        env.reset(seed=0, options={"obstacles": [(10.0, math.nan)] * m})
+
+
+def test_good_reset_options_place_exactly() -> None:
+    """Edge cases that are allowed: a start 1 cm more than the radius from a wall, a goal by a
+    wall (within goal_radius of where the vehicle fits), numpy arrays, any finite heading."""
+    env = gym.make("rndx/AGVWarehouse-v0")
+    obs, _ = env.reset(seed=0, options={"start": np.array([1.31, 6.0, 7.0]), "goal": (1.05, 2.5)})
+    core = env.unwrapped.core
+    np.testing.assert_array_equal(core.pos[0], (1.31, 6.0))
+    np.testing.assert_array_equal(core.goal[0], (1.05, 2.5))
+    assert core.theta[0] == 7.0 and np.isfinite(obs).all()
+    _, reward, terminated, *_ = env.step(np.zeros(2, np.float32))
+    assert reward == 0.0 and not terminated
+
+
+def test_vector_faces_check_reset_options_the_same_way() -> None:
+    vec = AGVWarehouseVectorEnv(num_envs=2)
+    with pytest.raises(ValueError, match=r"start=\(0, 0, 0\) is inside a wall or shelf"):
+        vec.reset(seed=0, options={"start": (0, 0, 0)})
+    with pytest.raises(ValueError, match=r"unknown reset option\(s\) \['goall'\]"):
+        vec.reset(seed=0, options={"goall": (15.5, 2.5)})
+    vec.reset(seed=0, options={"goal": (15.5, 2.5)})
+    np.testing.assert_array_equal(vec.core.goal, [(15.5, 2.5)] * 2)
+    sb3 = AGVSB3VecEnv(num_envs=2)
+    sb3.set_options([{"goal": (15.5, 2.5)}, {"goal": (-50, 0)}])  # per-env options
+    with pytest.raises(ValueError, match=r"goal=\(-50, 0\) is off the 18 x 12 m floor"):
+        sb3.reset()
+    sb3.set_options({"start": (8.0, 6.0, math.nan)})
+    with pytest.raises(ValueError, match=r"start=\(8.0, 6.0, nan\) must be"):
+        sb3.reset()
+
+
+def test_bullet_env_checks_reset_options() -> None:
+    pytest.importorskip("pybullet")
+    env = gym.make("rndx/BulletAGVWarehouse-v0")
+    with pytest.raises(ValueError, match=r"start=\(2.0, 2.0\) must be \(x, y, heading\)"):
+        env.reset(seed=0, options={"start": (2.0, 2.0)})
+    env.close()
+
+
+@pytest.mark.parametrize("name", ["goal_shift", "clutter_far"])
+def test_shift_reset_hooks_pass_the_option_checks(name: str) -> None:
+    """The AGV shifts place goals and clutter through the same checked path."""
+    for layout in ("small", "procedural"):
+        env = make_shifted_env("rndx/AGVWarehouse-v0", name, seed=0, layout=layout)
+        for seed in range(20):
+            obs, _ = env.reset(seed=seed)
+            assert np.isfinite(obs).all()
+        env.close()

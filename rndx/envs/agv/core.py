@@ -26,6 +26,8 @@ TASKS = ("reach", "pick_drop")
 AGV_LANE_OFFSET = 0.5  # metres from the aisle's centre line to an obstacle AGV's path
 START_MARGIN = 0.15  # metres of free space around a sampled start or goal beyond the radius
 REWARDS = ("sparse", "dense")
+# everything reset(options=...) accepts (AGVCore.place)
+PLACE_OPTIONS = ("start", "goal", "goal_path", "obstacles")
 COLLISIONS = ("terminate", "stop")
 # AGVConfig's float fields by allowed range; lidar_dropout is in [0, 1)
 POSITIVE = (
@@ -180,6 +182,24 @@ def validate_actions(actions: Any, n: int, single: bool = False) -> np.ndarray:
     return np.minimum(np.maximum(a, -1.0), 1.0)  # np.clip is several times slower here
 
 
+def _show(value: Any) -> str:
+    """An option value as written: an array as its nested list."""
+    return repr(value.tolist() if isinstance(value, np.ndarray) else value)
+
+
+def _option_array(name: str, value: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """Reset option ``name`` as a float array of ``shape``; ValueError naming the option, the
+    value and ``what`` is allowed unless it holds that many finite (non-bool) numbers."""
+    try:
+        a = np.asarray(value)
+    except ValueError:  # ragged nesting
+        a = np.asarray(None)
+    if a.dtype.kind not in "iuf" or a.shape != shape or not np.isfinite(a).all():
+        got = f" (got shape {a.shape})" if a.dtype.kind in "iuf" and a.shape != shape else ""
+        raise ValueError(f"{name}={_show(value)} must be {what}{got}")
+    return a.astype(np.float64)
+
+
 class AGVCore:
     """N differential-drive vehicles in N independent copies of one warehouse."""
 
@@ -282,29 +302,92 @@ class AGVCore:
         if self.track_env >= 0 and self.track_env in np.asarray(idx):
             self.trail = [self.pos[self.track_env].copy()]
 
+    def check_options(self, options: Any) -> dict[str, np.ndarray]:
+        """The reset options as float arrays, or ValueError naming the option, the value and
+        what is allowed: an unknown key, a wrong shape, a non-finite number, a position off
+        the floor or inside a wall or shelf, a start without the vehicle's radius clear, or a
+        goal (or a point of a goal path) farther than ``goal_radius`` from anywhere the
+        vehicle fits."""
+        if not isinstance(options, dict):
+            raise ValueError(
+                f"options={options!r} must be a dict with keys among {list(PLACE_OPTIONS)}"
+            )
+        unknown = set(options) - set(PLACE_OPTIONS)
+        if unknown:
+            raise ValueError(
+                f"unknown reset option(s) {sorted(unknown)}; allowed: {sorted(PLACE_OPTIONS)}"
+            )
+        cfg = self.cfg
+        # a goal this far from walls and shelves is within goal_radius of a point where the
+        # vehicle fits (along a straight wall)
+        goal_gap = max(cfg.radius - cfg.goal_radius, 0.0)
+        goal_rule = f", at least {goal_gap:g} m (radius - goal_radius) from walls and shelves"
+        goal_rule = goal_rule if goal_gap > 0 else ""
+        out = {}
+        for name, value in options.items():
+            if name == "start":
+                a = _option_array(name, value, (3,), "(x, y, heading): 3 finite numbers")
+                rule = f" with the vehicle's {cfg.radius:g} m radius clear"
+                self._check_free(name, value, a[None, :2], cfg.radius, rule)
+            elif name == "goal":
+                a = _option_array(name, value, (2,), "(x, y): 2 finite numbers")
+                self._check_free(name, value, a[None], goal_gap, goal_rule)
+            elif name == "goal_path":
+                what = "((x0, y0), (x1, y1)): 2 x 2 finite numbers"
+                a = _option_array(name, value, (2, 2), what)
+                steps = max(int(np.hypot(*(a[1] - a[0])) / 0.05), 2)  # every 5 cm
+                path = a[0] + np.linspace(0.0, 1.0, steps)[:, None] * (a[1] - a[0])
+                self._check_free(name, value, path, goal_gap, goal_rule)
+            else:  # obstacles
+                what = f"{self.m} (x, y), one per AGV and pedestrian: ({self.m}, 2) finite numbers"
+                a = _option_array(name, value, (self.m, 2), what)
+                self._check_free(name, value, a, 0.0, "")
+            out[name] = a
+        return out
+
+    def _check_free(self, name: str, value: Any, points: np.ndarray, gap: float, rule: str) -> None:
+        """ValueError unless every point (k, 2) is on the floor, outside every wall and shelf
+        and at least ``gap`` metres from them (``rule`` says so in the message)."""
+        x, y = points[:, 0], points[:, 1]
+        floor = f"the {self.width:g} x {self.height:g} m floor"
+        off = (x < 0.0) | (x > self.width) | (y < 0.0) | (y > self.height)
+        clear = np.where(off, np.inf, self.world.clearance(points))
+        for bad, problem in (
+            (off, f"off {floor}"),
+            (clear <= 0.0, "inside a wall or shelf"),
+            (clear < gap, "{:.2f} m from a wall or shelf"),
+        ):
+            if bad.any():
+                k = int(np.argmax(bad))
+                where = (
+                    " is"
+                    if len(points) == 1
+                    else f" has the point ({points[k, 0]:.2f}, {points[k, 1]:.2f})"
+                )
+                raise ValueError(
+                    f"{name}={_show(value)}{where} {problem.format(clear[k])}; "
+                    f"allowed: a free (x, y) on {floor}{rule}"
+                )
+
     def place(self, i: int, options: dict[str, Any]) -> None:
         """Override vehicle i's sampled reset state: ``start`` (x, y, heading), ``goal`` (x, y),
         ``obstacles`` ((m, 2) fixed obstacle positions, frozen in place), ``goal_path``
         ((2, 2) end points: the goal starts at the first and ping-pongs at ``goal_speed``).
         A placed ``goal`` of a moving-goal env gets a new aisle path through it. Used by
-        tests, experts and distribution shifts."""
-        allowed = {"start", "goal", "obstacles", "goal_path"}
-        if set(options) - allowed:
-            raise ValueError(
-                f"unknown reset option(s) {sorted(set(options) - allowed)}; "
-                f"allowed: {sorted(allowed)}"
-            )
-        if "start" in options:
-            x, y, th = np.asarray(options["start"], dtype=np.float64)
+        tests, experts and distribution shifts. Every option is checked first
+        (:meth:`check_options`)."""
+        opts = self.check_options(options)
+        if "start" in opts:
+            x, y, th = opts["start"]
             self.pos[i], self.theta[i] = (x, y), th
-        if "goal" in options:
-            self.goal[i] = self.final_goal[i] = np.asarray(options["goal"], dtype=np.float64)
-            if self.cfg.goal_speed > 0 and "goal_path" not in options:
+        if "goal" in opts:
+            self.goal[i] = self.final_goal[i] = opts["goal"]
+            if self.cfg.goal_speed > 0 and "goal_path" not in opts:
                 self._goal_path(i, self._lane_path(self.goal[i], self.rngs[i]))
-        if "goal_path" in options:
-            self._goal_path(i, np.asarray(options["goal_path"], dtype=np.float64).reshape(2, 2))
-        if "obstacles" in options:
-            xy = np.asarray(options["obstacles"], dtype=np.float64).reshape(self.m, 2)
+        if "goal_path" in opts:
+            self._goal_path(i, opts["goal_path"])
+        if "obstacles" in opts:
+            xy = opts["obstacles"]
             self.obs_p0[i] = self.obs_p1[i] = xy
             self.obs_speed[i] = 0.0
             self.obs_pos[i] = xy

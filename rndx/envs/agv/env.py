@@ -63,7 +63,12 @@ class AGVWarehouseEnv(gym.Env):
     Position uniform in a random 'S' cell (keeping clearance), heading uniform; the goal at
     least ``min_goal_distance`` away. ``reset(options={"start": (x, y, heading),
     "goal": (x, y)})`` places them exactly; ``"goal_path": ((x0, y0), (x1, y1))`` sets a
-    moving goal's path.
+    moving goal's path and ``"obstacles"`` (one (x, y) per AGV and pedestrian) freezes the
+    moving obstacles there. They are checked like actions: an unknown key, a wrong length,
+    NaN or inf, a point off the floor or inside a wall or shelf, a start without the vehicle's
+    radius clear, or a goal (or goal path) closer to a wall than ``radius - goal_radius``
+    raises ``ValueError`` naming the option, the value and what is allowed. The vector faces
+    apply the same options (SB3: ``set_options``, also per env) with the same checks.
 
     ## Episode End
     Terminated on success or on a collision with a wall, shelf, AGV or pedestrian (with

@@ -66,7 +66,8 @@ class BulletAGVWarehouseEnv(gym.Env):
 
     ## Starting State, Episode End
     As the 2D env (``reset(options={"start": ..., "goal": ..., "obstacles": ...})``
-    places them); terminated on success or collision; ``TimeLimit`` truncates (500 steps).
+    places them, with the same checks); terminated on success or collision; ``TimeLimit``
+    truncates (500 steps).
 
     ## Arguments
     ``render_mode`` (None | ``"rgb_array"``: PyBullet's TinyRenderer, no display needed),
