@@ -116,7 +116,6 @@ def evaluate_run(run: str, shifts: list[str] | None = None, episodes: int = 100,
     from rndx.envs import resolve_env_id
     from rndx.envs.shifts import get_shift, known_shifts
     from rndx.monitors.evaluation import evaluate_shift
-    from rndx.monitors.monitor import Monitor
     from rndx.utils.io import atomic_write_json
 
     cfg, model, env = _load_run(run)
@@ -124,7 +123,7 @@ def evaluate_run(run: str, shifts: list[str] | None = None, episodes: int = 100,
     shifts = shifts or known_shifts(env["env_id"])
     for name in shifts:  # before any rollout: an unknown name lists the env's known ones
         get_shift(name, env["env_id"])
-    mon = Monitor.load(Path(run) / "monitor.pt")
+    mon = load_monitor(Path(run) / "monitor.pt", model).monitor  # sizes checked against model
     seed = int(cfg.seed) + 3000 if seed is None else seed
     results = [
         evaluate_shift(

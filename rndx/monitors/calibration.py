@@ -53,6 +53,33 @@ def min_calibration(delta: float) -> int:
     return n
 
 
+def rollouts_needed(delta: float, kind: str = "cp_constant") -> int:
+    """Fewest rollouts the thresholds of ``kind`` (one of :data:`KINDS` or ``cp_joint``) are
+    calibrated on at ``delta``, exactly (one fewer is an error): ``cp_constant`` needs
+    :func:`min_calibration` rollouts; ``cp_band`` and ``cp_joint`` fit on the first half
+    (n // 2 rollouts: >= 2 for the band's spread, >= 1 for cp_joint's scales) and need
+    :func:`min_calibration` in the second half; ``time_varying`` needs 1 (it promises nothing)."""
+    c = min_calibration(delta)
+    if kind == "cp_band":
+        return max(4, 2 * c - 1)
+    if kind == "cp_joint":
+        return max(2, 2 * c - 1)
+    if kind not in KINDS:
+        raise ValueError(f"threshold kind {kind!r}; allowed: {[*KINDS, 'cp_joint']}")
+    return c if kind == "cp_constant" else 1
+
+
+def _check_count(traces: Sequence[np.ndarray], delta: float, kind: str) -> None:
+    need = rollouts_needed(delta, kind)
+    if len(traces) < need:
+        fit = "2 fit the band" if kind == "cp_band" else "1 fits the scales"
+        raise ValueError(
+            f"{kind} at delta={delta} needs at least {need} calibration rollouts, got "
+            f"{len(traces)} (n // 2 >= {fit}, the other >= {min_calibration(delta)} set the "
+            "conformal level)"
+        )
+
+
 def check_delta(delta: float) -> None:
     if not 0.0 < float(delta) < 1.0:
         raise ValueError(f"delta={delta!r} must be in (0, 1)")
@@ -106,11 +133,9 @@ def cp_constant(traces: Sequence[np.ndarray], delta: float) -> np.ndarray:
 def cp_band(traces: Sequence[np.ndarray], delta: float) -> np.ndarray:
     """Per-step band mu_t + h s_t; the first half of ``traces`` fits mu, s, the second h."""
     tr = _check(traces)
+    _check_count(tr, delta, "cp_band")
     n1 = len(tr) // 2
     fit, cal = tr[:n1], tr[n1:]
-    conformal_rank(len(cal), delta)  # fail early with the needed count
-    if n1 < 2:
-        raise ValueError(f"cp_band needs >= 2 rollouts to fit the band, got {len(tr)} in all")
     p = _padded(fit)
     t_max = max(len(t) for t in tr)
     count = np.sum(~np.isnan(p), axis=0)
@@ -141,10 +166,8 @@ def cp_joint(
     rt, at = _check(rnd_traces), _check(ace_traces)
     if [len(t) for t in rt] != [len(t) for t in at]:
         raise ValueError("rnd and ace calibration traces must pair up rollout by rollout")
+    _check_count(rt, delta, "cp_joint")
     n1 = len(rt) // 2
-    conformal_rank(len(rt) - n1, delta)  # fail early with the needed count
-    if n1 < 1:
-        raise ValueError(f"cp_joint needs >= 2 rollouts, got {len(rt)}")
     floor = 1e-12
     s_r = max(float(np.median([t.max() for t in rt[:n1]])), floor)
     s_a = max(float(np.median([t.max() for t in at[:n1]])), floor)

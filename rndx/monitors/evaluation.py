@@ -43,8 +43,9 @@ def calibrate_from_rollouts(
             f"the monitor needs for delta={config.delta}: raise episodes= to at least {need} "
             "(more if some rollouts fail)"
         )
+    adapter = as_monitorable(policy)  # an unsupported policy fails before rolling out
     if config.rnd == "reuse":
-        reuse_score_fn(as_monitorable(policy))  # fail before rolling out
+        reuse_score_fn(adapter)
     rolls = run_rollouts(
         policy, env_id, episodes, seed, max_episode_steps, env_kwargs, deterministic=deterministic
     )

@@ -28,8 +28,15 @@ import numpy as np
 import torch
 
 from rndx.monitors.alarms import check_rule, first_alarm, rule_holds
-from rndx.monitors.calibration import KINDS, at_steps, cp_joint, min_calibration, thresholds
-from rndx.monitors.policies import _obs2d, as_monitorable
+from rndx.monitors.calibration import (
+    KINDS,
+    at_steps,
+    cp_joint,
+    min_calibration,
+    rollouts_needed,
+    thresholds,
+)
+from rndx.monitors.policies import _obs2d, as_monitorable, checked_chunks, checked_embed
 from rndx.monitors.scores import RNDOE, ace, cell_widths, window_sums
 from rndx.utils.checks import whole_number
 from rndx.utils.io import atomic_save, load_torch_state, short_reason
@@ -119,14 +126,18 @@ class MonitorConfig:
             self.ace_dims = [whole_number("ace_dims entry", d, 0) for d in self.ace_dims]
 
     def min_rollouts(self) -> int:
-        """Successful calibration rollouts needed for ``delta`` with this split."""
-        split = self.threshold in ("cp_band", "cp_joint")  # halves: fit, then conformal
-        need = min_calibration(self.delta) * (2 if split else 1)
-        need = max(need, 2 if split else 1)
-        total = math.ceil(need / (1.0 - self.fit_fraction))
-        while total - self.n_fit(total) < need:
-            total += 1
-        return max(total, 2 if self.rnd == "fit" else 1)
+        """Successful calibration rollouts needed for ``delta`` with this split, exactly (one
+        fewer is an error): the first ``n_fit(n)`` fit the scores, the other ``n - n_fit(n)``
+        set the thresholds and must be as many as the threshold kind needs
+        (:func:`rndx.monitors.calibration.rollouts_needed`; ``time_varying``, which promises
+        nothing, is still asked for as many as ``cp_constant``)."""
+        need = max(min_calibration(self.delta), rollouts_needed(self.delta, self.threshold))
+        # n - n_fit(n) grows by 0 or 1 with n: the first n that leaves `need` is the minimum;
+        # start below it (n - n_fit(n) <= (1 - fit_fraction) n + 1/2, and n_fit >= 1)
+        n = max(need + 1, math.floor((need - 0.5) / (1.0 - self.fit_fraction)) - 1)
+        while n - self.n_fit(n) < need:
+            n += 1
+        return n
 
     def n_fit(self, n: int) -> int:
         return max(1, int(round(self.fit_fraction * n)))
@@ -143,6 +154,8 @@ class Monitor:
     rnd_oe: RNDOE | None = None
     info: dict[str, Any] = field(default_factory=dict)
     rnd_fn: Any = None  # rnd='reuse': the agent's own RND scorer (rebuilt on load)
+    # the calibrated policy's class and sizes: obs_dim, embedding_dim (rnd='fit'), action_dim
+    policy_spec: dict[str, Any] | None = None
 
     # -------------------------------------------------------------- scoring
     def rnd_scores(self, embeddings: np.ndarray, obs: np.ndarray | None = None) -> np.ndarray:
@@ -165,9 +178,10 @@ class Monitor:
         obs = np.asarray(obs, dtype=np.float32)
         bad = ~np.isfinite(obs).all(axis=1)
         clean = np.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0)
-        emb = adapter.embed(clean) if self.config.rnd == "fit" else None
+        fit = self.config.rnd == "fit"
+        emb = checked_embed(adapter, clean, self.rnd_oe.hparams["input_dim"]) if fit else None
         r = self.rnd_scores(emb, clean)
-        a = self.ace_scores(adapter.sample_chunks(clean, self.config.n_samples))
+        a = self.ace_scores(checked_chunks(adapter, clean, self.config.n_samples))
         r, a = np.asarray(r, np.float64), np.asarray(a, np.float64)
         r[bad], a[bad] = np.inf, np.inf  # a non-finite observation is out of distribution
         return r, a
@@ -199,6 +213,7 @@ class Monitor:
             "rnd_oe_hparams": None if self.rnd_oe is None else self.rnd_oe.hparams,
             "rnd_oe": None if self.rnd_oe is None else self.rnd_oe.state_dict(),
             "info": self.info,
+            "policy": self.policy_spec,
         }
 
     def save(self, path: str | Path) -> Path:
@@ -223,6 +238,7 @@ class Monitor:
                 s["ace_threshold"].numpy(),
                 rnd,
                 dict(s["info"]),
+                policy_spec=s.get("policy"),  # absent in older files: not checked
             )
         except (KeyError, TypeError, AttributeError, RuntimeError) as exc:
             raise ValueError(f"{bad} ({short_reason(exc)})") from exc
@@ -278,8 +294,11 @@ def calibrate(
     fit_obs = np.concatenate(fit)
     rnd_oe, rnd_fn = None, None
     info: dict[str, Any] = {"n_rollouts": len(traces), "n_fit": n_fit, "n_threshold": len(cal)}
+    spec: dict[str, Any] = {"class": type(policy).__name__, "obs_dim": int(fit_obs.shape[1])}
+    spec["embedding_dim"] = None
     if cfg.rnd == "fit":
-        emb = adapter.embed(fit_obs)
+        emb = checked_embed(adapter, fit_obs)
+        spec["embedding_dim"] = int(emb.shape[1])
         rnd_oe = RNDOE(emb.shape[1], seed=cfg.seed)
         info["rnd_losses"] = rnd_oe.fit(emb, epochs=cfg.rnd_epochs, seed=cfg.seed)[-1:]
     else:
@@ -287,12 +306,13 @@ def calibrate(
     scored_obs = np.concatenate([t[:: cfg.score_every] for t in fit])
     chunks = np.concatenate(
         [
-            adapter.sample_chunks(scored_obs[s : s + _SCORE_BLOCK], cfg.n_samples)
+            checked_chunks(adapter, scored_obs[s : s + _SCORE_BLOCK], cfg.n_samples)
             for s in range(0, len(scored_obs), _SCORE_BLOCK)
         ]
     )
+    spec["action_dim"] = int(chunks.shape[-1])
     widths = cell_widths(chunks, cfg.ace_factor, cfg.ace_dims)
-    mon = Monitor(cfg, widths, np.zeros(1), np.zeros(1), rnd_oe, info, rnd_fn)
+    mon = Monitor(cfg, widths, np.zeros(1), np.zeros(1), rnd_oe, info, rnd_fn, spec)
     scored = score_traces(mon, adapter, cal)
     w = cfg.window
     rs, as_ = [window_sums(r, w) for r, _ in scored], [window_sums(a, w) for _, a in scored]
@@ -318,6 +338,18 @@ class MonitoredPolicy:
     step it arrives, scored step or not and whatever the rule: its scores are inf (and held as
     inf until the next scored step) and the alarm latches. The action is still the policy's
     own: a chunk policy that replans on it returns NaN actions; act on ``step["alarm"]``.
+
+    A batch of n observations is n envs, each in its own episode. The number of envs may
+    change only where all of them start new episodes (``episode_start`` True for every
+    observation, or after ``reset()``); a change mid-episode is a ValueError, as it would drop
+    the latched alarms.
+
+    Scoring (``observe``) needs only the policy's ``embed`` and ``sample_chunks``;
+    ``predict`` acts with the policy's own ``predict`` (a TypeError if it has none), and the
+    policy's ``reset`` is called only if it has one.
+
+    :raises ValueError: if ``monitor`` was calibrated for a policy of other sizes
+        (observation, embedding or action dim) than ``policy``.
     """
 
     def __init__(self, policy: Any, monitor: Monitor) -> None:
@@ -331,14 +363,44 @@ class MonitoredPolicy:
         if dim is None and getattr(space, "shape", None):
             dim = int(np.prod(space.shape))
         self._obs_dim = None if dim is None else int(dim)  # None: a user's policy says nothing
+        self._check_sizes(monitor.policy_spec or {})
         self._n = 0
+
+    def _check_sizes(self, spec: dict[str, Any]) -> None:
+        """Raise if the sizes the monitor was calibrated for differ from this policy's (a size
+        either side does not know is not checked)."""
+        space = getattr(self.adapter, "action_space", None)
+        here: dict[str, int | None] = {
+            "obs_dim": self._obs_dim,
+            "action_dim": int(np.prod(space.shape)) if getattr(space, "shape", None) else None,
+            "embedding_dim": None,
+        }
+        if spec.get("embedding_dim") is not None and self._obs_dim is not None:
+            probe = np.zeros((1, self._obs_dim), np.float32)
+            here["embedding_dim"] = int(checked_embed(self.adapter, probe).shape[1])
+        diff = [k for k, v in here.items() if v is not None and spec.get(k) not in (None, v)]
+        if diff:
+            name = {"obs_dim": "observation", "embedding_dim": "embedding", "action_dim": "action"}
+            was = ", ".join(f"{name[k]} dim {spec[k]}" for k in diff)
+            now = ", ".join(f"{name[k]} dim {here[k]}" for k in diff)
+            raise ValueError(
+                f"this monitor was calibrated for a {spec.get('class', 'policy')} with {was}; "
+                f"this {type(self.policy).__name__} has {now}: calibrate a monitor for it"
+            )
 
     @property
     def config(self) -> MonitorConfig:
         return self.monitor.config
 
-    def _ensure(self, n: int) -> None:
+    def _ensure(self, n: int, flags: np.ndarray | None) -> None:
         if self._n != n:
+            if self._n and (flags is None or not flags.all()):
+                raise ValueError(
+                    f"{n} observation(s) while {self._n} episode(s) run: the number of envs "
+                    "may change only when all start new episodes (pass episode_start with "
+                    "True for every observation, or call reset() first); alarms latch for "
+                    "the episode"
+                )
             w = self.config.window
             self._n = n
             self._rnd_buf, self._ace_buf = np.zeros((n, w)), np.zeros((n, w))
@@ -347,10 +409,12 @@ class MonitoredPolicy:
             self._win, self._th, self._raw = np.zeros((n, 2)), np.zeros((n, 2)), np.zeros((n, 2))
 
     def reset(self, idx: Any = None) -> None:
-        """Start new episodes for envs ``idx`` (all when None): scores, steps and alarms."""
-        if self._n == 0:
+        """Start new episodes for envs ``idx`` (all when None: then with any number of envs):
+        scores, steps and alarms."""
+        if self._n == 0 or idx is None:
+            self._n = 0  # the next observe starts afresh, with its own number of envs
             return
-        sel = slice(None) if idx is None else np.asarray(idx)
+        sel = np.asarray(idx)
         self._rnd_buf[sel], self._ace_buf[sel] = 0.0, 0.0
         self._step[sel] = 0
         self._alarm[sel] = -1
@@ -368,7 +432,7 @@ class MonitoredPolicy:
                 f"episode_start of shape {flags.shape} for {n} observation(s); expected one "
                 "flag per observation"
             )
-        self._ensure(n)
+        self._ensure(n, None if flags is None else flags.reshape(n))
         if flags is not None:
             starts = np.flatnonzero(flags.reshape(n))
             if len(starts):
@@ -421,7 +485,15 @@ class MonitoredPolicy:
         episode_start: Any = None,
         deterministic: bool = False,
     ) -> tuple[np.ndarray, dict[str, Any] | list[dict]]:
-        """The policy's action and the monitor's dict(s) for this observation."""
+        """The policy's action and the monitor's dict(s) for this observation.
+
+        :raises TypeError: if the policy has no ``predict`` (score with :meth:`observe`)."""
+        if not callable(getattr(self.adapter, "predict", None)):
+            raise TypeError(
+                f"{type(self.policy).__name__} has no predict(obs, state=None, "
+                "episode_start=None, deterministic=False) to act with: give it one, or act "
+                "with your own controller and score with observe(obs) (or MonitorWrapper)"
+            )
         step = self.observe(observation, episode_start)
         action, _ = self.adapter.predict(
             observation, state=state, episode_start=episode_start, deterministic=deterministic
@@ -446,7 +518,8 @@ class MonitorWrapper(gym.Wrapper):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
-        self.monitored.adapter.reset()
+        if callable(getattr(self.monitored.adapter, "reset", None)):  # optional for a policy
+            self.monitored.adapter.reset()
         info["monitor"] = self.monitored.observe(obs, episode_start=[True])
         return obs, info
 
@@ -464,8 +537,8 @@ def monitor(
     rule: str | None = None,
     **options: Any,
 ) -> MonitoredPolicy:
-    """Monitor ``policy`` (chunk policy, SB3 agent, or anything with ``embed`` and
-    ``sample_chunks``).
+    """Monitor ``policy`` (chunk policy, SB3 agent with a Box action space, or anything with
+    ``embed`` and ``sample_chunks``; ``predict`` only to act through the monitored policy).
 
     :param calibration: observation traces (T_i, obs_dim) of successful rollouts to calibrate
         on; or a saved monitor file (then ``delta``/``window``/``options`` come from the file,
@@ -485,5 +558,8 @@ def monitor(
 
 
 def load_monitor(path: str | Path, policy: Any) -> MonitoredPolicy:
-    """Load ``<run_dir>/monitor.pt`` (or any saved monitor) around ``policy``."""
+    """Load ``<run_dir>/monitor.pt`` (or any saved monitor) around ``policy``.
+
+    :raises ValueError: if the monitor was calibrated for a policy with another observation,
+        embedding or action dim (files saved before these sizes were stored are not checked)."""
     return MonitoredPolicy(policy, Monitor.load(path))

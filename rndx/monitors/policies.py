@@ -4,13 +4,20 @@ A monitorable policy has
 
     embed(obs (n, obs_dim)) -> (n, E)               the policy's own observation embedding
     sample_chunks(obs (n, obs_dim), B) -> (n, B, H, D)   B action chunks of horizon H
-    predict(obs, state=None, episode_start=None, deterministic=False) -> (actions, state)
-    reset(idx=None)                                  forget per-episode memory (may do nothing)
 
-and ``observation_space`` / ``action_space``. :func:`as_monitorable` wraps the chunk policy
-(its encoder output; its flow samples) and Stable-Baselines3 policies (the actor's latent
-features; B single actions from the stochastic policy, i.e. chunks of horizon 1). A user's
-own class with these methods is used as it is.
+which is all that calibrating and scoring (``MonitoredPolicy.observe``, ``MonitorWrapper``)
+use; the monitor always passes a batch (n, obs_dim) and checks the shapes returned. Optional:
+
+    predict(obs, state=None, episode_start=None, deterministic=False) -> (actions, state)
+        needed by ``MonitoredPolicy.predict`` only (it acts with the policy's own action)
+    reset(idx=None)                                  forget per-episode memory (skipped if absent)
+
+and ``observation_space`` / ``action_space`` (or ``obs_dim``): with them the monitor checks
+observation shapes and that a loaded monitor was calibrated for this policy's sizes.
+:func:`as_monitorable` wraps the chunk policy (its encoder output; its flow samples) and
+Stable-Baselines3 policies with a Box action space (the actor's latent features; B single
+actions from the stochastic policy, i.e. chunks of horizon 1). A user's own class with
+``embed`` and ``sample_chunks`` is used as it is.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from gymnasium import spaces
 
 from rndx.utils.sde import resample_sde_noise
 
@@ -62,6 +70,7 @@ class SB3PolicyAdapter:
     the actions it executes.
 
     :param seed: seeds the sampling generator.
+    :raises ValueError: for any other action space (Discrete, MultiDiscrete, ...).
     """
 
     horizon = 1
@@ -71,6 +80,11 @@ class SB3PolicyAdapter:
         self.sb3_policy = model.policy
         self.observation_space = model.observation_space
         self.action_space = model.action_space
+        if not isinstance(self.action_space, spaces.Box):
+            raise ValueError(
+                "the monitor's SB3 adapter needs a Box action space (ACE puts continuous "
+                f"actions on a grid); got {self.action_space}"
+            )
         self.obs_dim = int(np.prod(self.observation_space.shape))
         self.generator = torch.Generator(device=self.sb3_policy.device).manual_seed(int(seed))
         self._low = torch.as_tensor(self.action_space.low, device=self.sb3_policy.device)
@@ -155,12 +169,43 @@ def as_monitorable(policy: Any) -> Any:
             return SB3PolicyAdapter(policy)
     except ImportError:  # pragma: no cover - SB3 is a core dependency
         pass
-    if callable(getattr(policy, "embed", None)) and callable(
-        getattr(policy, "sample_chunks", None)
-    ):
+    missing = [m for m in ("embed", "sample_chunks") if not callable(getattr(policy, m, None))]
+    if not missing:
         return policy
     raise TypeError(
-        f"cannot monitor a {type(policy).__name__}: pass a ChunkFlowPolicy, a "
-        "Stable-Baselines3 on-policy agent, or an object with embed(obs) and "
-        "sample_chunks(obs, B)"
+        f"cannot monitor a {type(policy).__name__}: it has no {' and no '.join(missing)} "
+        "method; pass a ChunkFlowPolicy, a Stable-Baselines3 on-policy agent, or an object "
+        "with embed(obs) -> (n, E) and sample_chunks(obs, B) -> (n, B, H, D) (predict and "
+        "reset are optional)"
     )
+
+
+def checked_embed(policy: Any, obs: np.ndarray, dim: int | None = None) -> np.ndarray:
+    """``policy.embed(obs)`` for a batch ``obs`` (n, obs_dim), checked to be (n, E), with
+    E = ``dim`` when given (the size the monitor's RND-OE was fitted on).
+
+    :raises ValueError: naming the method, the shape received and the one expected."""
+    e = np.asarray(policy.embed(obs))
+    n = len(obs)
+    if e.ndim != 2 or len(e) != n or (dim is not None and e.shape[1] != dim):
+        raise ValueError(
+            f"{type(policy).__name__}.embed(obs) returned shape {e.shape} for observations of "
+            f"shape {np.shape(obs)}; expected (n, E) = ({n}, {'E' if dim is None else dim})"
+        )
+    return e
+
+
+def checked_chunks(policy: Any, obs: np.ndarray, n_samples: int) -> np.ndarray:
+    """``policy.sample_chunks(obs, B)`` for a batch ``obs`` (n, obs_dim), checked to be
+    (n, B, H, D).
+
+    :raises ValueError: naming the method, the shape received and the one expected."""
+    c = np.asarray(policy.sample_chunks(obs, n_samples))
+    n = len(obs)
+    if c.ndim != 4 or c.shape[:2] != (n, n_samples):
+        raise ValueError(
+            f"{type(policy).__name__}.sample_chunks(obs, {n_samples}) returned shape {c.shape} "
+            f"for observations of shape {np.shape(obs)}; expected (n, B, H, D) = "
+            f"({n}, {n_samples}, H, D)"
+        )
+    return c

@@ -15,6 +15,8 @@ from rndx.monitors.calibration import (
     cp_constant,
     min_calibration,
     order_statistic,
+    rollouts_needed,
+    thresholds,
     time_varying,
 )
 from rndx.monitors.metrics import failure_metrics
@@ -41,6 +43,27 @@ def test_too_few_rollouts_say_how_many_are_needed():
         cp_constant([np.ones(5)] * 10, 0.05)
     with pytest.raises(ValueError, match="delta"):
         conformal_rank(10, 1.5)
+
+
+@pytest.mark.parametrize("delta", [0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9])
+def test_rollouts_needed_is_exact_for_each_kind(delta):
+    from rndx.monitors.calibration import cp_joint
+
+    fits = {
+        "cp_constant": lambda tr: thresholds(tr, delta, "cp_constant"),
+        "cp_band": lambda tr: thresholds(tr, delta, "cp_band"),
+        "cp_joint": lambda tr: cp_joint(tr, tr, delta),
+    }
+    rng = np.random.default_rng(0)
+    for kind, fit in fits.items():
+        need = rollouts_needed(delta, kind)
+        assert np.isfinite(fit(_rollouts(rng, need))[0]).all()
+        with pytest.raises(ValueError, match=f"at least {'one' if need == 1 else need}"):
+            fit(_rollouts(rng, need - 1) if need > 1 else [])
+    assert rollouts_needed(delta, "time_varying") == 1
+    assert rollouts_needed(0.5, "cp_band") == 4  # two to fit the band, two for the level
+    with pytest.raises(ValueError, match=r"cp_band at delta=0.5 needs at least 4 .*got 3"):
+        cp_band(_rollouts(rng, 3), 0.5)
 
 
 def _rollouts(rng: np.random.Generator, n: int) -> list[np.ndarray]:

@@ -72,8 +72,8 @@ def test_too_few_episodes_fail_before_any_rollout(chunk_run, capsys, monkeypatch
     monkeypatch.setattr(evaluation, "run_rollouts", _no_rollouts)
     assert main(["calibrate", f"run={chunk_run}", "episodes=5"]) == 2
     err = capsys.readouterr().err
-    assert "episodes=5 can never give the 18 successful calibration rollouts" in err
-    assert "delta=0.1" in err and "at least 18" in err
+    assert "episodes=5 can never give the 17 successful calibration rollouts" in err
+    assert "delta=0.1" in err and "at least 17" in err
     # rnd=reuse on a policy without an exploration RND, and a bad rnd= value: before rollouts
     assert main(["calibrate", f"run={chunk_run}", "episodes=20", "rnd=reuse"]) == 2
     assert "rnd='reuse' needs an IntrinsicPPO agent" in capsys.readouterr().err
@@ -85,12 +85,28 @@ def test_too_few_successes_suggest_how_many_episodes(monkeypatch):
     def rollouts(policy, env_id, n, *args, **kwargs):  # a quarter succeed
         return [Rollout(np.zeros((5, 3), np.float32), i % 4 == 0, False) for i in range(n)]
 
+    class Scorable:  # what the monitor needs of a policy (never called here)
+        def embed(self, obs): ...
+
+        def sample_chunks(self, obs, n): ...
+
     monkeypatch.setattr(evaluation, "run_rollouts", rollouts)
     with pytest.raises(ValueError) as info:
-        evaluation.calibrate_from_rollouts(None, "env", 20, 0, 5, None, MonitorConfig())
+        evaluation.calibrate_from_rollouts(Scorable(), "env", 20, 0, 5, None, MonitorConfig())
     msg = str(info.value)
-    assert msg.startswith("only 5 of 20 calibration rollouts succeeded; the monitor needs 18")
-    assert msg.endswith("raise episodes= to about 87 (success rate 0.25 so far)")
+    assert msg.startswith("only 5 of 20 calibration rollouts succeeded; the monitor needs 17")
+    assert msg.endswith("raise episodes= to about 82 (success rate 0.25 so far)")
+
+
+def test_an_unmonitorable_policy_fails_before_any_rollout(monkeypatch):
+    from stable_baselines3 import PPO
+
+    monkeypatch.setattr(evaluation, "run_rollouts", _no_rollouts)
+    discrete = PPO("MlpPolicy", "CartPole-v1", n_steps=8, batch_size=8)
+    with pytest.raises(ValueError, match=r"needs a Box action space .*got Discrete\(2\)$"):
+        evaluation.calibrate_from_rollouts(discrete, "CartPole-v1", 20, 0, 5, None, MonitorConfig())
+    with pytest.raises(TypeError, match="cannot monitor a NoneType"):
+        evaluation.calibrate_from_rollouts(None, "env", 20, 0, 5, None, MonitorConfig())
 
 
 def test_usage_states_the_chunk_policy_defaults():
@@ -108,3 +124,23 @@ def test_evaluate_with_a_corrupt_monitor_file_names_it_briefly(chunk_run, capsys
     err = capsys.readouterr().err
     assert f"{str(path)!r} is corrupt or not an rndx monitor file (" in err
     assert "weights_only" not in err and "file an issue" not in err
+
+
+def test_evaluate_with_a_monitor_of_another_policy_says_so_before_rolling_out(
+    chunk_run, capsys, monkeypatch
+):
+    from rndx.monitors import Monitor
+
+    # a monitor calibrated for a 3-d observation, not the AGV chunk policy's
+    spec = {"class": "Other", "obs_dim": 3, "embedding_dim": None, "action_dim": None}
+    cfg = MonitorConfig(delta=0.5)
+    path = Monitor(cfg, np.ones(2), np.ones(1), np.ones(1), policy_spec=spec).save(
+        chunk_run / "monitor.pt"
+    )
+    monkeypatch.setattr(evaluation, "run_rollouts", _no_rollouts)
+    try:
+        assert main(["evaluate", f"run={chunk_run}", "shifts=[crowd]", "episodes=1"]) == 2
+    finally:
+        path.unlink()
+    err = capsys.readouterr().err
+    assert "calibrated for a Other with observation dim 3; this ChunkFlowPolicy has" in err

@@ -245,7 +245,7 @@ def test_import_rndx_exposes_subpackages_lazily():
 
 def test_too_few_calibration_rollouts_is_a_clear_error():
     rng = np.random.default_rng(5)
-    with pytest.raises(ValueError, match="at least 18 are needed"):
+    with pytest.raises(ValueError, match="at least 17 are needed"):
         calibrate(ToyPolicy(), _traces(rng, 10), MonitorConfig(delta=0.1))
     with pytest.raises(ValueError, match="delta"):
         MonitorConfig(delta=0.0)
@@ -376,3 +376,165 @@ def test_reuse_the_exploration_rnd_of_an_intrinsic_agent(tmp_path):
     with pytest.raises(ValueError, match="pose"):
         rndx.monitor(pose_model, calibration=cal, delta=0.2, rnd="reuse", n_samples=8)
     venv.close()
+
+
+class ScoreOnly:
+    """A user's policy with only what scoring needs: embed and sample_chunks (no predict,
+    reset or spaces); ``chunk_shape``/``embed_1d`` make its outputs mis-shaped."""
+
+    def __init__(self, chunk_shape=None, embed_1d=False) -> None:
+        self.inner, self.chunk_shape, self.embed_1d = ToyPolicy(), chunk_shape, embed_1d
+
+    def embed(self, obs):
+        e = self.inner.embed(obs)
+        return e[:, 0] if self.embed_1d else e
+
+    def sample_chunks(self, obs, n_samples):
+        c = self.inner.sample_chunks(obs, n_samples)
+        return c[:, :, 0] if self.chunk_shape == "no horizon" else c
+
+
+def test_embed_and_sample_chunks_are_enough_to_score_predict_needs_the_policys_own():
+    rng = np.random.default_rng(9)
+    mp = rndx.monitor(ScoreOnly(), _traces(rng, 10), delta=0.3, window=2, n_samples=8)
+    assert mp.observe(np.zeros(3, np.float32))["step"] == 0
+    with pytest.raises(TypeError, match=r"ScoreOnly has no predict\(obs.*observe\(obs\)"):
+        mp.predict(np.zeros(3, np.float32))
+    env = MonitorWrapper(gym.make("Pendulum-v1"), mp)  # no reset on the policy: skipped
+    obs, info = env.reset(seed=0)
+    assert info["monitor"]["step"] == 0 and set(info["monitor"]) >= CONTRACT_KEYS
+    assert env.step(np.zeros(1, np.float32))[4]["monitor"]["step"] == 1
+    env.close()
+
+    class EmbedOnly:
+        def embed(self, obs):
+            return obs
+
+    with pytest.raises(TypeError, match="cannot monitor a EmbedOnly: it has no sample_chunks m"):
+        as_monitorable(EmbedOnly())
+    with pytest.raises(TypeError, match="no embed and no sample_chunks method"):
+        rndx.monitor(object(), _traces(rng, 10), delta=0.3)
+
+
+def test_alarm_latches_across_calls_with_another_number_of_envs(calibrated):
+    policy, mon = calibrated
+    mp = MonitoredPolicy(policy, mon)
+    ok, nan = np.zeros(3, np.float32), np.full(3, np.nan, np.float32)
+    mp.observe(nan)
+    assert mp.observe(ok)["alarm"]
+    with pytest.raises(ValueError, match=r"2 observation\(s\) while 1 episode\(s\) run.*reset"):
+        mp.observe(np.stack([ok, ok]))
+    with pytest.raises(ValueError, match="episode_start"):
+        mp.observe(np.stack([ok, ok]), episode_start=[True, False])
+    step = mp.observe(ok)  # the refused calls changed nothing: same episode, still latched
+    assert step["alarm"] and step["alarm_step"] == 0 and step["step"] == 2
+    # new episodes for all: any number of envs, fresh alarms
+    steps = mp.observe(np.stack([ok, ok]), episode_start=[True, True])
+    assert [(s["step"], s["alarm"]) for s in steps] == [(0, False), (0, False)]
+    mp.reset()
+    assert mp.observe(ok)["step"] == 0
+
+
+def test_a_discrete_action_sb3_agent_is_a_clear_error_up_front():
+    from stable_baselines3 import PPO
+
+    model = PPO("MlpPolicy", "CartPole-v1", n_steps=8, batch_size=8)
+    with pytest.raises(ValueError, match=r"SB3 adapter needs a Box action space .*Discrete\(2\)"):
+        rndx.monitor(model, calibration=[np.zeros((3, 4), np.float32)] * 20)
+
+
+@pytest.mark.parametrize("threshold", ["cp_constant", "cp_band", "time_varying", "cp_joint"])
+@pytest.mark.parametrize("fit_fraction", [0.3, 0.5, 0.7])
+def test_min_rollouts_is_exactly_what_calibration_needs(threshold, fit_fraction, monkeypatch):
+    rng = np.random.default_rng(10)
+    policy = ToyPolicy()
+    needs = {}
+    for delta in (0.1, 0.2, 1 / 3, 0.5, 0.7, 0.9):
+        cfg = MonitorConfig(
+            delta=delta,
+            threshold=threshold,
+            fit_fraction=fit_fraction,
+            n_samples=2,
+            rnd_epochs=0,
+            window=2,
+        )
+        needs[delta] = need = cfg.min_rollouts()
+        calibrate(policy, _traces(rng, need, length=3), cfg)  # succeeds with exactly need
+        with pytest.raises(ValueError, match=rf"^{need - 1} successful .*at least {need} are"):
+            calibrate(policy, _traces(rng, need - 1, length=3), cfg)
+    # and the stated number is no more than the thresholds need: without the up-front check,
+    # one fewer fails in the threshold fit itself (time_varying, which promises nothing, is
+    # asked for as many as cp_constant by choice)
+    if threshold != "time_varying":
+        monkeypatch.setattr(MonitorConfig, "min_rollouts", lambda self: 0)
+        for delta, need in needs.items():
+            cfg = MonitorConfig(
+                delta=delta,
+                threshold=threshold,
+                fit_fraction=fit_fraction,
+                n_samples=2,
+                rnd_epochs=0,
+            )
+            with pytest.raises(ValueError, match="rollout"):
+                calibrate(policy, _traces(rng, need - 1, length=3), cfg)
+
+
+def test_mis_shaped_policy_outputs_name_the_method_and_the_expected_shape(calibrated):
+    rng = np.random.default_rng(11)
+    cal = _traces(rng, 10)
+    with pytest.raises(
+        ValueError,
+        match=r"ScoreOnly.sample_chunks\(obs, 8\) returned shape \(\d+, 8, 2\) for "
+        r"observations of shape \(\d+, 3\); expected \(n, B, H, D\) = \(\d+, 8, H, D\)",
+    ):
+        rndx.monitor(ScoreOnly(chunk_shape="no horizon"), cal, delta=0.3, n_samples=8)
+    with pytest.raises(
+        ValueError, match=r"ScoreOnly.embed\(obs\) returned shape \(\d+,\) .*expected \(n, E\)"
+    ):
+        rndx.monitor(ScoreOnly(embed_1d=True), cal, delta=0.3, n_samples=8)
+    # at scoring time, against the embedding size RND-OE was fitted on (a monitor that does
+    # not know its policy's sizes, as one from an older file)
+    _, mon = calibrated
+    mon = Monitor(mon.config, mon.widths, mon.rnd_threshold, mon.ace_threshold, mon.rnd_oe)
+
+    class WideEmbedding(ToyPolicy):
+        def embed(self, obs):
+            e = super().embed(obs)
+            return np.concatenate([e, e], axis=1)
+
+    mp = MonitoredPolicy(WideEmbedding(), mon)
+    with pytest.raises(ValueError, match=r"returned shape \(1, 6\) .*expected \(n, E\) = \(1, 3\)"):
+        mp.observe(np.zeros(3, np.float32))
+
+
+def test_load_monitor_checks_the_policy_sizes(tmp_path, calibrated):
+    policy, mon = calibrated
+    path = mon.save(tmp_path / "monitor.pt")
+    assert load_monitor(path, ToyPolicy()).monitor.policy_spec == {
+        "class": "ToyPolicy",
+        "obs_dim": 3,
+        "embedding_dim": 3,
+        "action_dim": 2,
+    }
+    with pytest.raises(
+        ValueError,
+        match=r"calibrated for a ToyPolicy with observation dim 3, embedding dim 3; this "
+        r"ToyPolicy has observation dim 2, embedding dim 2: calibrate a monitor for it$",
+    ):
+        load_monitor(path, ToyPolicy(obs_dim=2))
+    wide_actions = ToyPolicy()
+    wide_actions.action_space = spaces.Box(-1, 1, (3,), np.float32)
+    with pytest.raises(ValueError, match=r"with action dim 2; this ToyPolicy has action dim 3"):
+        rndx.monitor(wide_actions, calibration=path)
+
+    class Projected(ToyPolicy):
+        def embed(self, obs):
+            return super().embed(obs)[:, :2]
+
+    with pytest.raises(ValueError, match=r"with embedding dim 3; this Projected has embedding"):
+        load_monitor(path, Projected())
+    # a file saved before the sizes were stored loads without the check
+    state = torch.load(path, weights_only=False)
+    del state["policy"]
+    torch.save(state, tmp_path / "old.pt")
+    assert load_monitor(tmp_path / "old.pt", ToyPolicy(obs_dim=2)).monitor.policy_spec is None
