@@ -45,7 +45,7 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install -e ".[dev,bench]"
-	@set -e; for f in benchmarks/*.py; do [ -e "$$f" ] || continue; echo "== $$f"; $(PY) "$$f"; done
+	@set -e; for f in benchmarks/[!_]*.py; do [ -e "$$f" ] || continue; echo "== $$f"; $(PY) "$$f"; done
 
 lint: $(STAMP)
 	$(PY) -m ruff check $(LINT_PATHS)

@@ -16,7 +16,8 @@ With ``--env mujoco_push`` the policy is also evaluated under each named shift o
 expert under the same shift: the conditions the runtime monitor is tested on.
 
 Bars (issue 4): success rate >= 0.8 x the expert's; sampling B=64, H=16 <= 5 ms per call.
-Writes ``benchmarks/results/chunk_policy.json``.
+Writes ``benchmarks/results/<out>.json`` (default ``chunk_policy`` or ``chunk_policy_<env>``;
+a run with other settings than the defaults needs ``--out`` when that file exists).
 """
 
 from __future__ import annotations
@@ -25,10 +26,21 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/...`
+
+from benchmarks._args import (  # noqa: E402
+    RESULTS_RULE,
+    command,
+    nonnegative_float,
+    nonnegative_int,
+    positive_int,
+    refuse_overwrite,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TITLES = {"agv_warehouse": "agv_warehouse, small layout", "mujoco_push": "mujoco_push"}
@@ -46,22 +58,35 @@ def main() -> None:
     from rndx.evaluate import evaluate_policy_episodes
     from rndx.paths import config_dir
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--demos", type=int, default=200, help="expert episodes to train on")
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], epilog=RESULTS_RULE.format(flag="--out")
+    )
+    p.add_argument("--demos", type=positive_int, default=200, help="expert episodes to train on")
     p.add_argument(
         "--noise",
-        type=float,
+        type=nonnegative_float,
         default=0.3,
         help="std of noise on the expert's executed actions while recording",
     )
-    p.add_argument("--steps", type=int, default=None, help="BC steps (default: the config's)")
-    p.add_argument("--episodes", type=int, default=100, help="evaluation episodes")
-    p.add_argument("--eval-seed", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--calls", type=int, default=200, help="timed sample_chunks calls")
+    p.add_argument(
+        "--steps", type=positive_int, default=None, help="BC steps (default: the config's)"
+    )
+    p.add_argument("--episodes", type=positive_int, default=100, help="evaluation episodes")
+    p.add_argument("--eval-seed", type=nonnegative_int, default=1000)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--calls", type=positive_int, default=200, help="timed sample_chunks calls")
     p.add_argument("--overrides", nargs="*", default=[], help="extra Hydra overrides")
     p.add_argument("--env", choices=sorted(TITLES), default="agv_warehouse")
+    p.add_argument(
+        "--out", default=None, help="results name (default: chunk_policy[_<env>]; see below)"
+    )
     args = p.parse_args()
+    cmd = command("chunk_policy.py", p, args)
+    named = args.out is not None
+    if args.out is None:
+        args.out = "chunk_policy" if args.env == "agv_warehouse" else f"chunk_policy_{args.env}"
+    out_path = RESULTS / f"{args.out}.json"
+    refuse_overwrite(p, args, [out_path], named=named, flag="--out", skip=("env",))
     torch.set_num_threads(1)
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
@@ -153,22 +178,20 @@ def main() -> None:
         f"- evaluation: the same {args.episodes} episodes (seeds from {args.eval_seed}) "
         "for every row"
     )
-    print(
-        f"- command: `python benchmarks/chunk_policy.py --env {args.env} --demos {args.demos} "
-        f"--steps "
-        f"{bc['steps']} --episodes {args.episodes} --noise {args.noise}"
-        + (f" --overrides {' '.join(args.overrides)}" if args.overrides else "")
-        + "`\n"
-    )
+    print(f"- command: `{cmd}`\n")
     base = rows["expert"]["success_rate"]
+
+    def x_expert(rate: float) -> float:  # an expert with no success (a tiny run) gives n/a
+        return rate / base if base else float("nan")
+
     print("| policy | success rate | x expert | mean length |")
     print("|---|---:|---:|---:|")
     for name, r in rows.items():
         print(
-            f"| {name} | {r['success_rate']:.2f} | {r['success_rate'] / base:.2f} | "
+            f"| {name} | {r['success_rate']:.2f} | {x_expert(r['success_rate']):.2f} | "
             f"{r['mean_length']:.0f} |"
         )
-    ratio = rows["chunk_flow (zero noise)"]["success_rate"] / base
+    ratio = x_expert(rows["chunk_flow (zero noise)"]["success_rate"])
     print(
         f"\n| sampling | median ms per call | min-max |\n|---|---:|---:|\n"
         f"| sample_chunks(obs, 64), H {pc.horizon}, {pc.flow_steps} steps | {latency_ms:.2f} | "
@@ -183,8 +206,7 @@ def main() -> None:
         f"({latency_ms:.2f} ms)"
     )
     RESULTS.mkdir(exist_ok=True)
-    name = "chunk_policy" if args.env == "agv_warehouse" else f"chunk_policy_{args.env}"
-    (RESULTS / f"{name}.json").write_text(
+    out_path.write_text(
         json.dumps(
             {
                 "rows": rows,

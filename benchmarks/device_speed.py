@@ -14,7 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/...`
+
+from benchmarks._args import PRINTS_ONLY, command, positive_int  # noqa: E402
 
 
 def main() -> None:
@@ -27,12 +33,12 @@ def main() -> None:
     from rndx.paths import config_dir
     from rndx.train import resolve_device
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=PRINTS_ONLY)
     p.add_argument("--agent", default="ppo_rnd")
-    p.add_argument("--n-envs", type=int, default=256)
-    p.add_argument("--rollouts", type=int, default=1, help="rollouts per timed chunk")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
+    p.add_argument("--n-envs", type=positive_int, default=256)
+    p.add_argument("--rollouts", type=positive_int, default=1, help="rollouts per timed chunk")
+    p.add_argument("--repeats", type=positive_int, default=3)
+    p.add_argument("--threads", type=positive_int, default=os.cpu_count(), help="torch CPU threads")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -71,10 +77,8 @@ def main() -> None:
         f"- method: warm-up rollout, then {args.repeats} chunks of {args.rollouts} rollouts + "
         "updates per device, round-robin, median"
     )
-    print(
-        f"- command: `python benchmarks/device_speed.py --agent {args.agent} --n-envs "
-        f"{args.n_envs} --rollouts {args.rollouts} --repeats {args.repeats}`\n"
-    )
+    cmd = command("device_speed.py", p, args, always=("agent", "n_envs", "rollouts", "repeats"))
+    print(f"- command: `{cmd}`\n")
     base = float(np.median(times["cpu"]))
     print("| device | env steps/s (median) | min-max | x cpu |")
     print("|---|---:|---:|---:|")

@@ -52,6 +52,7 @@ if ROOT not in sys.path:  # `python benchmarks/env_speed.py` from anywhere
     sys.path.insert(0, ROOT)
 
 import rndx  # noqa: E402,F401  (registers the rndx/... ids)
+from benchmarks._args import PRINTS_ONLY, nonnegative_int, positive_float, positive_int  # noqa: E402
 from rndx.envs import make_sb3_vec_env  # noqa: E402
 
 try:
@@ -185,11 +186,17 @@ def _cpu_name() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, help="timed duration per repeat (default 3)")
-    parser.add_argument("--repeats", type=int, help="repeats, median reported (default 3)")
-    parser.add_argument("--warmup", type=int, default=500, help="untimed steps before timing")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the pre-drawn actions")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=PRINTS_ONLY)
+    parser.add_argument(
+        "--seconds", type=positive_float, help="timed duration per repeat (default 3)"
+    )
+    parser.add_argument("--repeats", type=positive_int, help="repeats, median reported (default 3)")
+    parser.add_argument(
+        "--warmup", type=nonnegative_int, default=500, help="untimed steps before timing"
+    )
+    parser.add_argument(
+        "--seed", type=nonnegative_int, default=0, help="seed of the pre-drawn actions"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke test: 1 s, 1 repeat")
     args = parser.parse_args(argv)
     if args.seconds is None:

@@ -7,15 +7,17 @@ at a step count is the fraction of successful episodes among the training episod
 ended in the last window of steps (50k by default), the usual learning-curve measure.
 
     python benchmarks/exploration.py                       # 3 agents x 3 seeds x 1M steps
-    python benchmarks/exploration.py --steps 300000 --seeds 0 --agents ppo ppo_rnd
-    python benchmarks/exploration.py --task push --steps 150000 --window 20000   # MuJoCo push
+    python benchmarks/exploration.py --steps 300000 --seeds 0 --agents ppo ppo_rnd --tag short
+    python benchmarks/exploration.py --task push --steps 150000 --window 20000 --tag push_150k
 
 ``--task push`` runs the same agents on ``env=mujoco_push`` (sparse: +1 when the block
 reaches the goal, 200-step episodes); "floor explored" is then the share of 2 cm cells of the
 block's reachable square that the block visited (``info["pose"]`` is the block's pose).
 
-Writes ``benchmarks/results/exploration.json`` (every curve), ``exploration.png`` (mean
-and min-max spread over seeds) and prints a markdown table at 250k / 500k / 1M steps.
+Writes ``benchmarks/results/<tag>.json`` (every curve; tag ``exploration`` or
+``exploration_<task>`` by default), ``<tag>.png`` (mean and min-max spread over seeds) and
+prints a markdown table at 250k / 500k / 1M steps. A run with other settings than the defaults
+(``--jobs`` aside) needs ``--tag`` when the default tag's files exist (``--help``).
 Runs go in parallel over ``--jobs`` processes, one torch thread each. Each finished run is
 saved at once to ``results/<tag>.partial.json``; rerunning the same command after a crash
 or a kill trains only the runs that had not finished (the file goes once all have).
@@ -26,12 +28,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/...`
 
+from benchmarks._args import (  # noqa: E402
+    RESULTS_RULE,
+    at_least,
+    nonnegative_int,
+    positive_int,
+    refuse_overwrite,
+)
 from rndx.utils.io import atomic_write_json  # noqa: E402  (after the thread limit above)
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -263,23 +274,27 @@ def plot_panel(ax, results: list[dict], title: str) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], epilog=RESULTS_RULE.format(flag="--tag")
+    )
     p.add_argument("--agents", nargs="+", default=["ppo", "ppo_rnd", "ppo_rdd"])
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--steps", type=int, default=1_000_000)
-    p.add_argument("--window", type=int, default=50_000)
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--seeds", nargs="+", type=nonnegative_int, default=[0, 1, 2])
+    p.add_argument("--steps", type=at_least(2), default=1_000_000)
+    p.add_argument(
+        "--window", type=at_least(2), default=50_000, help="steps of the success-rate window"
+    )
+    p.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1)
     p.add_argument("--tag", default=None, help="results name (default: exploration[_<task>])")
     p.add_argument("--task", choices=sorted(TASKS), default="agv_hard")
     p.add_argument(
         "--eval-episodes",
-        type=int,
+        type=nonnegative_int,
         default=32,
         help="deterministic episodes of each final policy on fresh seeds (0: none)",
     )
     p.add_argument(
         "--action-repeat",
-        type=int,
+        type=positive_int,
         default=1,
         help="AGV only: each decision held for K control ticks; steps still count ticks",
     )
@@ -294,12 +309,13 @@ def main() -> None:
         steps = saved["args"]["steps"]
         print(table(saved["results"], table_marks(steps)))
         return
+    named = args.tag is not None
     if args.tag is None:
         args.tag = "exploration" if args.task == "agv_hard" else f"exploration_{args.task}"
-    if args.action_repeat < 1 or (args.action_repeat > 1 and args.task != "agv_hard"):
-        p.error(
-            f"--action-repeat {args.action_repeat}: allowed >= 1, and > 1 only with --task agv_hard"
-        )
+    if args.action_repeat > 1 and args.task != "agv_hard":
+        p.error(f"--action-repeat {args.action_repeat}: > 1 only with --task agv_hard")
+    outputs = [RESULTS / f"{args.tag}{ext}" for ext in (".json", ".png", ".partial.json")]
+    refuse_overwrite(p, args, outputs, named=named, flag="--tag", skip=("task", "jobs"))
     window = min(args.window, args.steps)
     jobs = [(a, s) for s in args.seeds for a in args.agents]
     # Every finished run is saved at once to <tag>.partial.json; a rerun of the same command

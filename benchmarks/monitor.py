@@ -34,7 +34,10 @@ Trained policies are cached under ``runs/bench_monitor/`` (gitignored); delete i
 
 Bars (issue 5): FIPER's suite mean accuracy >= 0.85 and TWA >= 0.70, above each single score
 and OR on accuracy; nominal false-alarm rate within delta; added latency <= 2 ms per step.
-Writes ``benchmarks/results/monitor.{json,md}`` (agv) or ``monitor_push.{json,md}`` (push).
+Writes ``benchmarks/results/<out>.{json,md}``, by default ``monitor`` (agv) or
+``monitor_push`` (push); a run with other settings than the defaults needs ``--out`` when
+those files exist. A policy whose nominal rollouts succeed too rarely to collect the
+calibration successes (fewer than 1 in ``CALIBRATION_TRIES``) stops the run with the count.
 """
 
 from __future__ import annotations
@@ -44,11 +47,23 @@ import math
 import os
 import platform
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/...`
+
+from benchmarks._args import (  # noqa: E402
+    RESULTS_RULE,
+    at_least,
+    command,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    refuse_overwrite,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CACHE = Path("runs") / "bench_monitor"
@@ -77,6 +92,38 @@ TASKS: dict[str, dict[str, Any]] = {
     },
 }
 METHODS = {"FIPER (and)": "and", "RND-OE": "rnd_oe", "ACE": "ace", "OR": "or"}
+POLICIES = ("chunk_flow", "ppo", "ppo_sde")  # the recipes of ensure_runs
+# calibration gives up after this many nominal rollouts per needed success (a 5% success floor)
+CALIBRATION_TRIES = 20
+
+
+def calibration_successes(
+    model, env_id: str, n_cal: int, seed: int, max_steps: int, kwargs: dict, det: bool
+) -> tuple[list, int]:
+    """Observation traces of the first ``n_cal`` successful nominal rollouts from the
+    calibration seeds of ``seed``, and how many rollouts that took.
+
+    :raises RuntimeError: when ``CALIBRATION_TRIES x n_cal`` rollouts gave fewer successes
+        (the message says how many succeeded out of how many)."""
+    from rndx.monitors.rollouts import run_rollouts
+
+    cal_seed = 10_000 + 1000 * seed
+    ok: list = []
+    tried = 0
+    while len(ok) < n_cal:
+        if tried >= CALIBRATION_TRIES * n_cal:
+            raise RuntimeError(
+                f"seed {seed}: only {len(ok)} of {tried} nominal rollouts succeeded, "
+                f"{n_cal} needed for --calibration; gave up after {CALIBRATION_TRIES} x "
+                f"--calibration rollouts (success rate under 1/{CALIBRATION_TRIES})"
+            )
+        n = max(10, math.ceil(1.3 * (n_cal - len(ok))))
+        rolls = run_rollouts(
+            model, env_id, n, cal_seed + tried, max_steps, kwargs, deterministic=det
+        )
+        tried += n
+        ok += [r.obs for r in rolls if r.success]
+    return ok, tried
 
 
 def ensure_runs(task: dict[str, Any], names: list[str]) -> dict[str, Path]:
@@ -114,6 +161,7 @@ def ensure_runs(task: dict[str, Any], names: list[str]) -> dict[str, Path]:
     # the same PPO with gSDE: its Gaussian's std depends on the state, so ACE has a signal
     recipes["ppo_sde"] = [*recipes["ppo"], "+agent.ppo.use_sde=true"]
     runs = {}
+    assert set(recipes) == set(POLICIES)
     for name in names:
         if name not in recipes:
             raise ValueError(f"--policies: unknown policy {name!r}; known: {sorted(recipes)}")
@@ -268,36 +316,77 @@ def main() -> None:
     from rndx.monitors.monitor import MonitorConfig, calibrate, score_traces
     from rndx.monitors.rollouts import run_rollouts
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], epilog=RESULTS_RULE.format(flag="--out")
+    )
     p.add_argument("--task", choices=sorted(TASKS), default="agv")
-    p.add_argument("--episodes", type=int, default=100, help="evaluation episodes per shift")
-    p.add_argument("--calibration", type=int, default=50, help="successful calibration rollouts")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument(
+        "--episodes", type=positive_int, default=100, help="evaluation episodes per shift"
+    )
+    p.add_argument(
+        "--calibration", type=positive_int, default=50, help="successful calibration rollouts"
+    )
+    p.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0, 1, 2])
     p.add_argument("--shifts", nargs="+", default=None, help="default: all of the task's")
-    p.add_argument("--policies", nargs="+", default=None, help="default: the task's")
-    p.add_argument("--delta", type=float, default=0.1)
-    p.add_argument("--n-samples", type=int, default=64)
-    p.add_argument("--calls", type=int, default=300, help="timed calls for latency")
-    p.add_argument("--chunk-window", type=int, default=2, help="window (scored steps), chunk")
-    p.add_argument("--ppo-window", type=int, default=10, help="window (scored steps), PPO")
+    p.add_argument(
+        "--policies", nargs="+", choices=POLICIES, default=None, help="default: the task's"
+    )
+    p.add_argument("--delta", type=float, default=0.1, help="target false-alarm rate, in (0, 1)")
+    p.add_argument("--n-samples", type=at_least(2), default=64)
+    p.add_argument("--calls", type=positive_int, default=300, help="timed calls for latency")
+    p.add_argument(
+        "--chunk-window", type=positive_int, default=2, help="window (scored steps), chunk"
+    )
+    p.add_argument("--ppo-window", type=positive_int, default=10, help="window (scored steps), PPO")
     p.add_argument(
         "--chunk-every",
-        type=int,
+        type=positive_int,
         default=None,
         help="score the chunk policy every k steps (default: once per chunk, k = execute); "
         "between its replans the monitor samples the B chunks itself",
     )
     p.add_argument("--threshold", default="cp_constant", help="threshold kind of the main table")
     p.add_argument(
-        "--ace-factor", type=float, default=0.03, help="ACE cell width / calibration range"
+        "--ace-factor", type=positive_float, default=0.03, help="ACE cell width / calibration range"
     )
-    p.add_argument("--out", default=None, help="results name (default: the task's)")
+    p.add_argument("--out", default=None, help="results name (default: the task's; see below)")
     args = p.parse_args()
+    cmd = command("monitor.py", p, args, always=("task", "episodes", "calibration", "seeds"))
     task = TASKS[args.task]
     env_id = task["env_id"]
+    # settings the monitor refuses, and too few calibration rollouts for delta: before any work
+    for window in (args.chunk_window, args.ppo_window):
+        try:
+            need = MonitorConfig(
+                delta=args.delta,
+                window=window,
+                threshold=args.threshold,
+                n_samples=args.n_samples,
+                ace_factor=args.ace_factor,
+            ).min_rollouts()
+        except ValueError as exc:
+            p.error(str(exc))
+        if args.calibration < need:
+            p.error(
+                f"--calibration {args.calibration} is too few for --delta {args.delta} with "
+                f"--threshold {args.threshold}: the monitor needs at least {need} successful "
+                "calibration rollouts (rndx.monitors.MonitorConfig.min_rollouts)"
+            )
     args.shifts = args.shifts or known_shifts(env_id)
     for shift in args.shifts:
-        get_shift(shift, env_id)  # an unknown name fails before any training
+        try:
+            get_shift(shift, env_id)  # an unknown name fails before any training
+        except ValueError as exc:
+            p.error(f"--shifts: {exc}")
+    out = args.out or task["results"]
+    refuse_overwrite(
+        p,
+        args,
+        [RESULTS / f"{out}.json", RESULTS / f"{out}.md"],
+        named=args.out is not None,
+        flag="--out",
+        skip=("task",),
+    )
     args.policies = args.policies or task["policies"]
     torch.set_num_threads(1)
     t_start = time.perf_counter()
@@ -314,19 +403,7 @@ def main() -> None:
         f"- machine: {platform.machine()}, {os.cpu_count()} cores (shared, loaded), torch "
         f"{torch.__version__}, 1 torch thread"
     )
-    emit(
-        f"- command: `python benchmarks/monitor.py --task {args.task} --episodes "
-        f"{args.episodes} --calibration {args.calibration} --seeds "
-        f"{' '.join(map(str, args.seeds))}"
-        + (f" --ace-factor {args.ace_factor}" if args.ace_factor != 0.03 else "")
-        + (f" --chunk-every {args.chunk_every}" if args.chunk_every else "")
-        + (f" --n-samples {args.n_samples}" if args.n_samples != 64 else "")
-        + (f" --chunk-window {args.chunk_window}" if args.chunk_window != 2 else "")
-        + (f" --threshold {args.threshold}" if args.threshold != "cp_constant" else "")
-        + (f" --policies {' '.join(args.policies)}" if args.policies != task["policies"] else "")
-        + (f" --out {args.out}" if args.out else "")
-        + "`"
-    )
+    emit(f"- command: `{cmd}`")
     suite = shifts_for(env_id)
     emit(
         f"- env {env_id}; shifts: "
@@ -344,16 +421,12 @@ def main() -> None:
         per_seed = []
         for seed in args.seeds:
             t0 = time.perf_counter()
-            cal_seed = 10_000 + 1000 * seed
-            ok: list[np.ndarray] = []
-            tried = 0
-            while len(ok) < args.calibration:
-                n = max(10, math.ceil(1.3 * (args.calibration - len(ok))))
-                rolls = run_rollouts(
-                    model, env_id, n, cal_seed + tried, max_steps, kwargs, deterministic=det
+            try:
+                ok, tried = calibration_successes(
+                    model, env_id, args.calibration, seed, max_steps, kwargs, det
                 )
-                tried += n
-                ok += [r.obs for r in rolls if r.success]
+            except RuntimeError as exc:
+                raise SystemExit(f"benchmarks/monitor.py: {name} {exc}") from None
             mcfg = MonitorConfig(
                 delta=args.delta,
                 window=window,
@@ -561,7 +634,6 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     from rndx.utils.io import atomic_write_json, atomic_write_text
 
-    out = args.out or task["results"]
     atomic_write_json(RESULTS / f"{out}.json", report)
     atomic_write_text(RESULTS / f"{out}.md", "\n".join(lines) + "\n")
 

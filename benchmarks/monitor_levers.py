@@ -25,16 +25,22 @@ kind=cp_joint" ...``: each a set of key=value changes from the default).
 
     python benchmarks/monitor_levers.py --seeds 0 1 2 [--episodes 100] [--top 25]
 
-Rollouts and scores are cached under ``runs/bench_monitor/levers/`` (gitignored). Writes
-``benchmarks/results/monitor_levers_<seeds>.{json,md}``.
+Rollouts and scores are cached under ``runs/bench_monitor/levers/`` (gitignored), one file
+per seed named by a hash of everything they depend on (the trained policy file's bytes, the
+env, its shifts, episode cap, calibration and evaluation counts, ``--every``, B and the
+scoring variants below), so a run with other settings rolls out afresh; delete the folder
+after changing rndx's env or shift code. Writes
+``benchmarks/results/<out>.{json,md}``, by default ``monitor_levers_<seeds>[_only][_B<B>]``;
+a run with other settings than the defaults (those in the name aside) needs ``--out`` when
+those files exist.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
-import math
 import os
 import pickle
 import sys
@@ -44,7 +50,20 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.monitor import TASKS, ensure_runs, load_policy_run  # noqa: E402
+from benchmarks._args import (  # noqa: E402
+    RESULTS_RULE,
+    at_least,
+    command,
+    nonnegative_int,
+    positive_int,
+    refuse_overwrite,
+)
+from benchmarks.monitor import (  # noqa: E402
+    TASKS,
+    calibration_successes,
+    ensure_runs,
+    load_policy_run,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FACTORS = (0.03, 0.1, 0.3)
@@ -61,21 +80,61 @@ RND_VARIANTS = (
     (15, "emb", 50),
 )
 BLOCK = 256
+DELTA = 0.1
+KINDS = ("cp_constant", "cp_joint")  # the threshold kinds of the grid
+
+
+def min_calibration(delta: float = DELTA) -> int:
+    """Fewest calibration successes the grid needs: the most rollouts fitting the scores
+    (``SPLITS``) plus the threshold rollouts that rndx.monitors' smallest calibration for
+    ``delta`` sets thresholds on (``MonitorConfig.min_rollouts`` less its fitting share),
+    for each threshold kind of the grid."""
+    from rndx.monitors.monitor import MonitorConfig
+
+    def threshold_rollouts(kind: str) -> int:
+        cfg = MonitorConfig(delta=delta, threshold=kind)
+        n = cfg.min_rollouts()
+        return n - cfg.n_fit(n)
+
+    return max(SPLITS) + max(threshold_rollouts(k) for k in KINDS)
+
+
+def cache_key(model_file: Path, seed: int, args, env_id, shifts, max_steps, kwargs, det) -> dict:
+    """Everything the cached rollouts and scores of ``seed`` depend on."""
+    from rndx.envs.shifts import shifts_for
+
+    suite = shifts_for(env_id)
+    return {
+        "model_sha256": hashlib.sha256(Path(model_file).read_bytes()).hexdigest(),
+        "env_id": env_id,
+        "env_kwargs": kwargs,
+        "max_steps": max_steps,
+        "deterministic": det,
+        "shifts": {s: suite[s].description for s in shifts},
+        "seed": seed,
+        "calibration": args.calibration,
+        "episodes": args.episodes,
+        "every": args.every,
+        "n_samples": args.n_samples,
+        "scoring": {"splits": SPLITS, "factors": FACTORS, "rnd": RND_VARIANTS},
+    }
+
+
+def cache_file(cache: Path, key: dict) -> Path:
+    """The cache file of ``key``: readable settings and a hash of all of them."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    b = "" if key["n_samples"] == 64 else f"_B{key['n_samples']}"
+    return cache / (
+        f"seed{key['seed']}_every{key['every']}_ep{key['episodes']}_cal{key['calibration']}"
+        f"{b}_{digest[:16]}.pkl"
+    )
 
 
 def rollouts(model, env_id, seed, n_cal, episodes, shifts, max_steps, kwargs, det):
     """Calibration successes and evaluation rollouts exactly as ``benchmarks/monitor.py``."""
     from rndx.monitors.rollouts import run_rollouts
 
-    cal_seed = 10_000 + 1000 * seed
-    ok, tried = [], 0
-    while len(ok) < n_cal:
-        n = max(10, math.ceil(1.3 * (n_cal - len(ok))))
-        rolls = run_rollouts(
-            model, env_id, n, cal_seed + tried, max_steps, kwargs, deterministic=det
-        )
-        tried += n
-        ok += [r.obs for r in rolls if r.success]
+    ok, tried = calibration_successes(model, env_id, n_cal, seed, max_steps, kwargs, det)
     ev = {}
     for shift in shifts:
         rolls = run_rollouts(
@@ -172,7 +231,7 @@ def _padded(traces):
     return out, lens
 
 
-def evaluate(data, sc, cfg, every, max_steps, delta=0.1):
+def evaluate(data, sc, cfg, every, max_steps, delta=DELTA):
     """Metrics per shift and rule of one configuration on one seed (vectorised over traces)."""
     import numpy as np
 
@@ -286,15 +345,61 @@ def main() -> None:
 
     from rndx.envs.shifts import known_shifts
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--episodes", type=int, default=100)
-    p.add_argument("--calibration", type=int, default=50)
-    p.add_argument("--every", type=int, default=2, help="finest scoring period (steps)")
-    p.add_argument("--n-samples", type=int, default=64)
-    p.add_argument("--top", type=int, default=25)
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], epilog=RESULTS_RULE.format(flag="--out")
+    )
+    p.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--episodes", type=positive_int, default=100)
+    p.add_argument(
+        "--calibration",
+        type=positive_int,
+        default=50,
+        help=f"successful calibration rollouts (at least {min_calibration()})",
+    )
+    p.add_argument(
+        "--every",
+        type=int,
+        choices=(1, 2, 4, 8),
+        default=2,
+        help="finest scoring period (steps; divides the policy's 8)",
+    )
+    p.add_argument("--n-samples", type=at_least(2), default=64)
+    p.add_argument("--top", type=nonnegative_int, default=25)
     p.add_argument("--only", nargs="*", default=None, help="config names to report (k=v ...)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="results name (default: monitor_levers_<seeds>[_only][_B<B>]; see below)",
+    )
     args = p.parse_args()
+    cmd = command("monitor_levers.py", p, args, always=("seeds",))
+    need = min_calibration()
+    if args.calibration < need:
+        p.error(
+            f"--calibration {args.calibration}: the grid fits the scores on up to "
+            f"{max(SPLITS)} calibration rollouts and sets delta={DELTA} thresholds "
+            f"({', '.join(KINDS)}) on the rest, so it needs at least {need} "
+            "(rndx.monitors.MonitorConfig.min_rollouts)"
+        )
+    tag = "_".join(map(str, args.seeds)) + ("_only" if args.only else "")
+    tag += "" if args.n_samples == 64 else f"_B{args.n_samples}"
+    out = args.out or f"monitor_levers_{tag}"
+    refuse_overwrite(
+        p,
+        args,
+        [RESULTS / f"{out}.md", RESULTS / f"{out}.json"],
+        named=args.out is not None,
+        flag="--out",
+        skip=("seeds", "only", "n_samples"),
+    )
+    base, _ = configs((8,))
+    wanted = []
+    for o in args.only or []:  # bad k=v pairs fail here, before any rollout
+        try:
+            pairs = dict(kv.split("=", 1) for kv in o.split())
+            wanted.append(dict(base, **{k: type(base[k])(v) for k, v in pairs.items()}))
+        except (KeyError, ValueError) as exc:
+            p.error(f"--only {o!r}: {exc!r}; keys: {', '.join(base)}")
     torch.set_num_threads(1)
     task = TASKS["agv"]
     env_id = task["env_id"]
@@ -305,11 +410,14 @@ def main() -> None:
     cache.mkdir(parents=True, exist_ok=True)
     per_seed = []
     for seed in args.seeds:
-        b = "" if args.n_samples == 64 else f"_B{args.n_samples}"
-        f = cache / f"seed{seed}_every{args.every}_ep{args.episodes}{b}.pkl"
+        key = cache_key(run / "model.zip", seed, args, env_id, shifts, max_steps, kwargs, det)
+        f = cache_file(cache, key)
+        saved = None
         if f.is_file():
             with open(f, "rb") as fh:
-                data, sc = pickle.load(fh)
+                saved = pickle.load(fh)
+        if saved is not None and saved.get("key") == key:
+            data, sc = saved["data"], saved["sc"]
         else:
             t0 = time.perf_counter()
             data = rollouts(
@@ -322,16 +430,12 @@ def main() -> None:
                 flush=True,
             )
             with open(f, "wb") as fh:
-                pickle.dump((data, sc), fh)
+                pickle.dump({"key": key, "data": data, "sc": sc}, fh)
         per_seed.append((data, sc))
 
     every_choices = tuple(e for e in (2, 4, 8) if e % args.every == 0)
     base, grid = configs(every_choices)
     if args.only:
-        wanted = [
-            dict(base, **{k: type(base[k])(v) for k, v in (kv.split("=") for kv in o.split())})
-            for o in args.only
-        ]
         grid = [base] + wanted
 
     def summarise(c):
@@ -371,14 +475,9 @@ def main() -> None:
 
     lines = [
         f"## FIPER levers, chunk policy, AGV suite, seeds {args.seeds}\n",
-        f"- command: `python benchmarks/monitor_levers.py --seeds {' '.join(map(str, args.seeds))}"
-        + (f" --every {args.every}" if args.every != 2 else "")
-        + (f" --n-samples {args.n_samples}" if args.n_samples != 64 else "")
-        + (f" --top {args.top}" if args.top != 25 else "")
-        + (" --only " + " ".join(repr(o) for o in args.only) if args.only else "")
-        + "`",
+        f"- command: `{cmd}`",
         f"- {args.episodes} episodes x {len(shifts)} shifts per seed; calibration "
-        f"{args.calibration} successes; delta 0.1; B {args.n_samples}; suite means over shifts "
+        f"{args.calibration} successes; delta {DELTA}; B {args.n_samples}; suite means over shifts "
         "(means over seeds per shift); window counted in scored steps\n",
         "| config | FIPER acc | FIPER TWA | FIPER TPR | FIPER TNR | RND-OE acc | ACE acc "
         "| OR acc | FIPER FAR nominal (per seed) | FIPER acc (per seed) |",
@@ -434,10 +533,8 @@ def main() -> None:
     print(text)
     from rndx.utils.io import atomic_write_text
 
-    tag = "_".join(map(str, args.seeds)) + ("_only" if args.only else "")
-    tag += "" if args.n_samples == 64 else f"_B{args.n_samples}"
     RESULTS.mkdir(exist_ok=True)
-    atomic_write_text(RESULTS / f"monitor_levers_{tag}.md", text)
+    atomic_write_text(RESULTS / f"{out}.md", text)
     report = {
         "args": vars(args),
         "rows": [
@@ -455,7 +552,7 @@ def main() -> None:
 
     body = ",\n".join(json.dumps(rounded(r), sort_keys=True) for r in report["rows"])
     atomic_write_text(
-        RESULTS / f"monitor_levers_{tag}.json",
+        RESULTS / f"{out}.json",
         f'{{"args": {json.dumps(report["args"], sort_keys=True)},\n"rows": [\n{body}\n]}}\n',
     )
 

@@ -2,7 +2,7 @@
 four warehouse scenes, the same budget for every run.
 
     python benchmarks/paper_agv.py                     # 4 scenes x 3 agents x 3 seeds
-    python benchmarks/paper_agv.py --scenes simple_static --seeds 0 --steps 100000
+    python benchmarks/paper_agv.py --scenes simple_static --seeds 0 --steps 100000 --tag short
     python benchmarks/paper_agv.py --replot            # table + PNG again from the JSON
 
 The scenes are the Hydra env presets ``env=agv_<scene>`` (configs/env/agv_*_*.yaml):
@@ -34,7 +34,9 @@ and total training episodes summed over seeds (a window holding few episodes giv
 rate: read the curves with that count in mind). Runs reuse
 ``benchmarks/exploration.py``'s training loop, curves and panels. Writes
 ``benchmarks/results/<tag>.json`` and ``<tag>.png`` (four panels: mean and min-max spread
-over seeds) and prints the markdown table with a per-scene verdict on the paper's claim.
+over seeds; tag ``paper_agv`` by default: a run with other settings than the defaults, the
+job count aside, needs ``--tag`` when those files exist) and prints the markdown table with a
+per-scene verdict on the paper's claim.
 """
 
 from __future__ import annotations
@@ -49,6 +51,13 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/...`
 
+from benchmarks._args import (  # noqa: E402
+    RESULTS_RULE,
+    at_least,
+    nonnegative_int,
+    positive_int,
+    refuse_overwrite,
+)
 from benchmarks.exploration import RESULTS, plot_panel, run_one  # noqa: E402
 
 SCENES = ("simple_static", "simple_dynamic", "complex_static", "complex_dynamic")
@@ -190,19 +199,21 @@ def plot(results: list[dict], path: Path, steps: int) -> None:
 def main() -> None:
     from rndx.utils.io import atomic_write_json
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], epilog=RESULTS_RULE.format(flag="--tag")
+    )
     p.add_argument("--scenes", nargs="+", default=list(SCENES), choices=SCENES)
     p.add_argument("--agents", nargs="+", default=["ppo", "ppo_rnd", "ppo_rdd"])
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--steps", type=int, default=131_072)  # 32 rollouts of 16 x 256
-    p.add_argument("--window", type=int, default=16_384)
-    p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--tag", default="paper_agv")
+    p.add_argument("--seeds", nargs="+", type=nonnegative_int, default=[0, 1, 2])
+    p.add_argument("--steps", type=at_least(2), default=131_072)  # 32 rollouts of 16 x 256
+    p.add_argument("--window", type=at_least(2), default=16_384)
+    p.add_argument("--jobs", type=positive_int, default=2)
+    p.add_argument("--tag", default=None, help="results name (default: paper_agv; see below)")
     p.add_argument("--replot", action="store_true", help="table and PNG from <tag>.json only")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = p.parse_args()
-    if args.steps < 1 or args.window < 2:
-        raise SystemExit(f"--steps={args.steps} must be >= 1 and --window={args.window} >= 2")
+    named = args.tag is not None
+    args.tag = args.tag or "paper_agv"
     json_path, png_path = RESULTS / f"{args.tag}.json", RESULTS / f"{args.tag}.png"
     if args.replot:
         import json
@@ -213,6 +224,7 @@ def main() -> None:
         results, run_args, wall = saved["results"], saved["args"], saved.get("wall_seconds")
         saved_complete = saved.get("complete", True)
     else:
+        refuse_overwrite(p, args, [json_path, png_path], named=named, flag="--tag", skip=("jobs",))
         window = min(args.window, args.steps)
         progress = ["progress_bar=false", *args.overrides]
         # seed-major order: if the benchmark is stopped early, every scene has its first seeds

@@ -1,9 +1,11 @@
 """Training throughput of ppo, ppo_rnd and ppo_rdd, measured side by side in one run.
 
-Each agent is built from its Hydra config on the same env (AGV warehouse, hard layout,
-16 envs, one torch thread) and warmed up for one rollout. The timed chunks (a few whole
-rollouts + updates each) are then taken round-robin over the agents, so load from
-elsewhere on the machine hits every agent alike; the median chunk gives steps/s.
+Each agent is built from its Hydra config on the same env (by default AGV warehouse, hard
+layout, 1000-step episodes, 16 envs; Hydra overrides change any of it, and the report prints
+the settings the composed config ran with; one torch thread) and warmed up for one rollout.
+The timed chunks (a few whole rollouts + updates each) are then taken round-robin over the
+agents, so load from elsewhere on the machine hits every agent alike; the median chunk gives
+steps/s.
 
     python benchmarks/train_speed.py [--rollouts 2] [--repeats 5] [hydra overrides ...]
     python benchmarks/train_speed.py env.intrinsic_input=pose_tiles   # the tile-coded pose
@@ -16,9 +18,14 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/...`
+
+from benchmarks._args import PRINTS_ONLY, command, positive_int  # noqa: E402
 
 
 def main() -> None:
@@ -30,15 +37,16 @@ def main() -> None:
     from rndx.envs import make_sb3_vec_env
     from rndx.paths import config_dir
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=PRINTS_ONLY)
     p.add_argument("--agents", nargs="+", default=["ppo", "ppo_rnd", "ppo_rdd"])
-    p.add_argument("--rollouts", type=int, default=2, help="rollouts per timed chunk")
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--rollouts", type=positive_int, default=2, help="rollouts per timed chunk")
+    p.add_argument("--repeats", type=positive_int, default=5)
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every agent")
     args = p.parse_args()
     torch.set_num_threads(1)
 
     models = {}
+    settings = {}  # agent -> the settings its composed config ran with
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         for agent in args.agents:
             cfg = compose(
@@ -50,7 +58,14 @@ def main() -> None:
                     *args.overrides,
                 ],
             )
-            env = make_sb3_vec_env(cfg.env.id, int(cfg.n_envs), 0, 1000, dict(cfg.env.kwargs))
+            max_steps = int(cfg.env.max_episode_steps)  # 1000 unless an override says otherwise
+            env = make_sb3_vec_env(cfg.env.id, int(cfg.n_envs), 0, max_steps, dict(cfg.env.kwargs))
+            ppo, layout = cfg.agent.ppo, cfg.env.kwargs.get("layout")
+            settings[agent] = (
+                f"{cfg.env.id}{f', {layout} layout' if layout else ''}, episodes capped at "
+                f"{max_steps} steps, {cfg.n_envs} envs, n_steps {ppo.n_steps}, batch "
+                f"{ppo.batch_size}, {ppo.n_epochs} epochs"
+            )
             model = build_agent(cfg.agent, env, 0, "cpu", None)
             model.learn(model.n_steps * env.num_envs)  # warm-up: numba, torch, init rollout
             models[agent] = model
@@ -68,9 +83,13 @@ def main() -> None:
     print("## Training throughput (one core)\n")
     print(
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, torch "
-        f"{torch.__version__}, 1 torch thread; AGV hard layout, 16 envs, n_steps 256, "
-        f"batch 1024, 10 epochs"
+        f"{torch.__version__}, 1 torch thread"
     )
+    if len(set(settings.values())) == 1:
+        print(f"- settings (every agent): {next(iter(settings.values()))}")
+    else:
+        for agent, text in settings.items():
+            print(f"- settings of {agent}: {text}")
     # other processes on the machine slow the chunks they overlap: say how busy it was
     print(
         f"- load: 1-min load average {load_before:.1f} before, {load_after:.1f} after the "
@@ -80,10 +99,8 @@ def main() -> None:
         f"- method: {args.repeats} chunks of {args.rollouts} rollouts + updates per agent, "
         "round-robin, median"
     )
-    print(
-        f"- command: `python benchmarks/train_speed.py --rollouts {args.rollouts} "
-        f"--repeats {args.repeats}{''.join(' ' + o for o in args.overrides)}`\n"
-    )
+    cmd = command("train_speed.py", p, args, always=("rollouts", "repeats"))
+    print(f"- command: `{cmd}`\n")
     print(f"| agent | env steps/s (median) | min-max | x {args.agents[0]} |")
     print("|---|---:|---:|---:|")
     for agent, ts in times.items():

@@ -1,0 +1,141 @@
+"""Argument checks shared by the benchmark scripts: argparse types for numeric flags, the
+command line of a run's non-default settings, and the rule for results files.
+
+The rule (every script that writes ``benchmarks/results/``): a run writes
+``benchmarks/results/NAME.*``. Left to its default, NAME is the committed results' name, and a
+run whose settings differ from the script's defaults stops before any work when a file of that
+name exists; give the name explicitly (``--tag`` / ``--out``) to write elsewhere, or the
+default name to overwrite the committed results on purpose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shlex
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+RESULTS_RULE = (
+    "Results files: a run writes benchmarks/results/NAME.*; NAME defaults to the committed "
+    "results' name, and a run whose settings differ from the defaults stops before any work "
+    "when a file of that name exists. Give {flag} NAME to write elsewhere (the default name "
+    "to overwrite the committed results on purpose)."
+)
+PRINTS_ONLY = "Prints its report to stdout; writes no file under benchmarks/results/."
+
+
+def at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``low``."""
+
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} must be >= {low}")
+        return value
+
+    check.__name__ = f"int>={low}"  # argparse names the type in its error message
+    return check
+
+
+positive_int = at_least(1)
+nonnegative_int = at_least(0)
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{value} must be finite")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value:g} must be > 0")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value:g} must be >= 0")
+    return value
+
+
+def changed(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    skip: Iterable[str] = (),
+    always: Iterable[str] = (),
+) -> list[str]:
+    """Command-line words of every argument in ``args`` that differs from ``parser``'s default
+    or is in ``always`` (options first, then positionals), leaving out those in ``skip``
+    (argument destinations)."""
+    skip, always = {"help", *skip}, set(always)
+    options: list[str] = []
+    positionals: list[str] = []
+    for action in parser._actions:
+        if action.dest in skip or action.dest == argparse.SUPPRESS:
+            continue
+        value, default = getattr(args, action.dest, None), action.default
+        unchanged = value == default or (value in ([], ()) and default is None)
+        if value is None or (unchanged and action.dest not in always):
+            continue
+        if not action.option_strings:
+            positionals += list(map(str, value)) if isinstance(value, list) else [str(value)]
+            continue
+        flag = next((o for o in action.option_strings if o.startswith("--")), None)
+        flag = flag or action.option_strings[0]
+        if action.nargs == 0:  # store_true
+            options += [flag] if value else []
+        elif isinstance(value, (list, tuple)):
+            options += [flag, *map(str, value)]
+        else:
+            options += [flag, str(value)]
+    return options + positionals
+
+
+def command(
+    script: str,
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    skip: Iterable[str] = (),
+    always: Iterable[str] = (),
+) -> str:
+    """``python benchmarks/<script>`` with every argument that differs from its default (and
+    those in ``always``)."""
+    words = changed(parser, args, skip, always)
+    return shlex.join(["python", f"benchmarks/{script}", *words])
+
+
+def refuse_overwrite(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    paths: Sequence[Path],
+    *,
+    named: bool,
+    flag: str,
+    skip: Iterable[str] = (),
+) -> None:
+    """The results rule: unless the results name was given (``named``), a run whose settings
+    (but those in ``skip``: the name's own parts, the job count) differ from the defaults stops
+    with an argparse error when any of ``paths`` exists."""
+    if named:
+        return
+    diff = changed(parser, args, {flag.lstrip("-").replace("-", "_"), *skip})
+    existing = [str(p) for p in paths if Path(p).exists()]
+    if diff and existing:
+        parser.error(
+            f"{existing[0]} exists and this run's settings differ from the defaults "
+            f"({shlex.join(diff)}): give {flag} NAME to write benchmarks/results/NAME.* "
+            f"instead (the default name to overwrite it on purpose)"
+        )
