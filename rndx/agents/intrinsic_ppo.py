@@ -307,7 +307,8 @@ class IntrinsicPPO(PPO):
     :param intrinsic_input: ``"obs"``, ``"pose"`` (``info["pose"]``), ``"pose_tiles"`` (its
         x, y tile-coded on the env's floor) or observation indices
     :param input_kwargs: ``tile_size`` (m) and ``tilings`` of ``"pose_tiles"`` (defaults 1, 2)
-    :param gamma_int: discount of the intrinsic stream (RND: 0.99; ``gamma`` is gamma_ext)
+    :param gamma_int: discount of the intrinsic stream (RND: 0.99; ``gamma`` is gamma_ext,
+        default 0.999 as in RND, not SB3's 0.99)
     :param ext_coef: c_ext of the combined advantage (RND: 2)
     :param int_coef: c_int at the start of training (RND: 1)
     :param int_coef_schedule: ``constant`` or ``linear`` (to ``int_coef_end``)
@@ -373,6 +374,7 @@ class IntrinsicPPO(PPO):
         self.int_coef_schedule = CoefSchedule(int_coef_schedule, int_coef, int_coef_end)
         self.init_steps = init_steps
         self.intrinsic: IntrinsicModule | None = None
+        kwargs.setdefault("gamma", 0.999)  # gamma_ext (RND paper); SB3's PPO default is 0.99
         kwargs.setdefault("rollout_buffer_class", DualRolloutBuffer)
         super().__init__(policy, env, _init_setup_model=False, **kwargs)
         if isinstance(env, str):  # SB3 made the env from its id
@@ -467,7 +469,10 @@ class IntrinsicPPO(PPO):
             self._init_input_stats(env)
         self.policy.set_training_mode(False)
         rollout_buffer.reset()
-        rollout_buffer.int_coef = self.int_coef_schedule(1.0 - self._current_progress_remaining)
+        # progress from the counters of this learn() call (SB3 updates
+        # _current_progress_remaining only after the rollout, so it still holds the last call's)
+        progress = self.num_timesteps / max(self._total_timesteps, 1)
+        rollout_buffer.int_coef = self.int_coef_schedule(progress)
         if self.use_sde:
             self.policy.reset_noise(env.num_envs)
         callback.on_rollout_start()

@@ -80,7 +80,7 @@ class IntrinsicRewardNormalizer(nn.Module):
         rewards = np.asarray(rewards, dtype=np.float64)
         if self.ret.numel() != rewards.shape[1]:
             self.ret = torch.zeros(rewards.shape[1], dtype=torch.float64)
-        ret = self.ret.numpy().copy()
+        ret = self.ret.detach().cpu().numpy().copy()  # a loaded state may sit on the GPU
         returns = np.empty_like(rewards)
         for t in range(rewards.shape[0]):
             ret = self.gamma * ret + rewards[t]

@@ -385,3 +385,44 @@ def test_a_gymnasium_vector_env_is_pointed_to_an_sb3_one(env_id: str, kwargs: di
     ):
         IntrinsicPPO("MlpPolicy", venv, **_SMALL)
     venv.close()
+
+
+class _IntCoefs(BaseCallback):
+    """The intrinsic coefficient each rollout used (set on the buffer before collecting)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[float] = []
+
+    def _on_rollout_start(self) -> None:
+        self.seen.append(float(self.model.rollout_buffer.int_coef))
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def test_a_linear_int_coef_schedule_starts_each_learn_call_from_its_own_progress() -> None:
+    model = _agent(int_coef_schedule="linear", int_coef=1.0, int_coef_end=0.0)
+    per_call = 32 * 4  # n_steps x envs
+    for _ in range(2):  # the second call (reset_num_timesteps) starts at 1 again, not at 0
+        seen = _IntCoefs()
+        model.learn(4 * per_call, callback=seen)
+        np.testing.assert_allclose(seen.seen, [1.0, 0.75, 0.5, 0.25])
+    seen = _IntCoefs()  # continued: progress over the raised total, 1024 of 1536 steps done
+    model.learn(4 * per_call, callback=seen, reset_num_timesteps=False)
+    np.testing.assert_allclose(seen.seen, [0.5, 0.375, 0.25, 0.125])
+
+
+def test_the_extrinsic_discount_defaults_to_the_papers_and_can_be_set() -> None:
+    assert _agent().gamma == 0.999  # gamma_ext of Burda et al.; SB3's PPO default is 0.99
+    assert _agent(gamma=0.99).gamma == 0.99
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_an_agent_loaded_onto_the_gpu_keeps_training(tmp_path: Path) -> None:
+    model = _agent()
+    model.learn(256)
+    model.save(tmp_path / "m.zip")
+    loaded = IntrinsicPPO.load(tmp_path / "m.zip", env=model.env, device="cuda")
+    loaded.learn(256, reset_num_timesteps=False)  # the normaliser's per-env return was on cuda
+    assert loaded.num_timesteps == 512
