@@ -308,12 +308,26 @@ def latency(adapter, monitor, obs, calls: int) -> dict[str, float]:
     }
 
 
+def monitor_config(args: argparse.Namespace, window: int, **more: Any) -> Any:
+    """The MonitorConfig of the command line's settings for one window (+ ``more``)."""
+    from rndx.monitors.monitor import MonitorConfig
+
+    return MonitorConfig(
+        delta=args.delta,
+        window=window,
+        threshold=args.threshold,
+        n_samples=args.n_samples,
+        ace_factor=args.ace_factor,
+        **more,
+    )
+
+
 def main() -> None:
     import numpy as np
     import torch
 
     from rndx.envs.shifts import get_shift, known_shifts, shifts_for
-    from rndx.monitors.monitor import MonitorConfig, calibrate, score_traces
+    from rndx.monitors.monitor import calibrate, score_traces
     from rndx.monitors.rollouts import run_rollouts
 
     p = argparse.ArgumentParser(
@@ -357,13 +371,7 @@ def main() -> None:
     # settings the monitor refuses, and too few calibration rollouts for delta: before any work
     for window in (args.chunk_window, args.ppo_window):
         try:
-            need = MonitorConfig(
-                delta=args.delta,
-                window=window,
-                threshold=args.threshold,
-                n_samples=args.n_samples,
-                ace_factor=args.ace_factor,
-            ).min_rollouts()
+            need = monitor_config(args, window).min_rollouts()
         except ValueError as exc:
             p.error(str(exc))
         if args.calibration < need:
@@ -427,15 +435,7 @@ def main() -> None:
                 )
             except RuntimeError as exc:
                 raise SystemExit(f"benchmarks/monitor.py: {name} {exc}") from None
-            mcfg = MonitorConfig(
-                delta=args.delta,
-                window=window,
-                threshold=args.threshold,
-                n_samples=args.n_samples,
-                ace_factor=args.ace_factor,
-                score_every=every,
-                seed=seed,
-            )
+            mcfg = monitor_config(args, window, score_every=every, seed=seed)
             mon, cal_scores = calibrate(model, ok[: args.calibration], mcfg, return_scores=True)
             shifts = {}
             for shift in args.shifts:
