@@ -94,7 +94,12 @@ class Demos:
         )
 
     def save(self, path: str | Path) -> Path:
-        """Write the ``.npz`` atomically; return its path."""
+        """Write the ``.npz`` atomically; return its path (``.npz`` is appended to a path
+        without it, as ``numpy.savez`` does; writing through a file object keeps numpy from
+        appending it to the temporary file instead)."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")
         arrays = {
             "obs": self.obs.astype(np.float32),
             "actions": self.actions.astype(np.float32),
@@ -111,7 +116,12 @@ class Demos:
             "seed": np.array(self.seed),
             "noise": np.array(self.noise),
         }
-        return atomic_save(lambda p: np.savez_compressed(p, **arrays), path)
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, **arrays)
+
+        return atomic_save(write, path)
 
 
 def record(
@@ -455,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
             noise=float(cfg.noise),
         )
         demos.source = source
-        demos.save(out)
+        out = demos.save(out)
     except (FileNotFoundError, ValueError, HydraException, OmegaConfBaseException) as exc:
         print(f"error: {exc}\n{_USAGE}", file=sys.stderr)
         return 2

@@ -98,3 +98,15 @@ def test_help_prints_usage_with_every_key_and_the_defaults(capsys: pytest.Captur
 def test_error_usage_names_noise(capsys: pytest.CaptureFixture) -> None:
     assert main(["episodes=0"]) == 2
     assert "[noise=STD]" in capsys.readouterr().err
+
+
+def test_out_without_the_suffix_gets_npz_and_no_temp_file_is_left(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "demo_x"
+    assert main(["env=agv_warehouse", "episodes=2", f"out={out}"]) == 0
+    written = tmp_path / "demo_x.npz"
+    assert f"wrote {written}" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo_x.npz"]  # no empty file, no temp
+    demos = load_demos(written, ENV_ID, (37,), (2,), successful_only=False)
+    assert demos.n_episodes == 2
