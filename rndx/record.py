@@ -10,6 +10,7 @@ RND-OE and ACE scores against their thresholds, the alarm marked where it fires.
 from __future__ import annotations
 
 import inspect
+import math
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import numpy as np
 
 from rndx.config import to_dict
 from rndx.evaluate import eval_seed, load_model_file, load_run_config
+from rndx.utils.checks import whole_number
 from rndx.utils.cli import parse_key_values, to_bool
 from rndx.utils.headless import use_headless_backends
 from rndx.utils.io import atomic_save
@@ -137,8 +139,8 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float) -> P
         raise ValueError(f"video format {fmt!r} of {str(dest)!r}; allowed: {', '.join(FORMATS)}")
     if not frames:
         raise ValueError(f"no frames to write to {str(dest)!r}")
-    if fps <= 0:
-        raise ValueError(f"fps={fps!r} must be > 0")
+    if not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps={fps!r} must be a finite number > 0")
 
     def write(tmp: Path) -> None:
         if fmt == "gif":
@@ -203,6 +205,10 @@ def record_run(
         raise ValueError(f"format={fmt!r}; allowed: {', '.join(FORMATS)}")
     if every < 1 or not 0.0 < scale <= 4.0:
         raise ValueError(f"every={every!r} must be >= 1 and scale={scale!r} in (0, 4]")
+    if seed is not None:
+        seed = whole_number("seed", seed, 0)
+    if fps is not None and not (math.isfinite(fps) and fps > 0):  # before the rollout, too
+        raise ValueError(f"fps={fps!r} must be a finite number > 0")
     run = Path(run_dir)
     cfg = load_run_config(run)
     model = load_model_file(str(cfg.agent.algo), run / "model.zip")

@@ -245,3 +245,26 @@ def test_record_under_a_named_shift_and_unknown_shift(runs: list[Path], tmp_path
     with pytest.raises(ValueError, match="unknown shift 'icy'.*actuator_loss"):
         record_run(runs[0], episodes=1, seed=5, out_dir=tmp_path, shift="icy")
     assert parse_cli(["run=r", "shift=crowd"])["shift"] == "crowd"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"seed": -1}, r"seed=-1 must be an integer >= 0"),
+        ({"fps": 0.0}, r"fps=0.0 must be a finite number > 0"),
+        ({"fps": float("inf")}, r"fps=inf must be a finite number > 0"),
+        ({"fps": float("nan")}, r"fps=nan must be a finite number > 0"),
+    ],
+)
+def test_bad_record_values_fail_before_any_rollout(
+    runs: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kwargs, message
+) -> None:
+    import rndx.record
+
+    def no_rollout(*args, **kw):
+        raise AssertionError("rolled out before checking the settings")
+
+    monkeypatch.setattr(rndx.record, "play_episode", no_rollout)
+    with pytest.raises(ValueError, match=message):
+        record_run(runs[0], episodes=1, out_dir=tmp_path, **kwargs)
+    assert not any(tmp_path.iterdir())

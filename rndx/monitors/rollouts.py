@@ -135,7 +135,8 @@ def _gym_rollouts(
 ) -> list[Rollout]:
     """Any Gymnasium id: ``batch`` single envs (built with the shifted keywords) stepped in
     lockstep; env k of the batch is reset with seed ``seed + start + k``. An episode ends on
-    termination or truncation; success is the final ``info["is_success"]``, collision
+    termination or truncation; success is the final ``info["is_success"]`` (or
+    ``info["success"]``, Gymnasium-Robotics' key; an env with neither is an error), collision
     ``info["collision"]`` (False where the env reports none)."""
     from rndx.envs import _flatten_dict
     from rndx.envs.shifts import make_shifted_env
@@ -151,6 +152,7 @@ def _gym_rollouts(
         for _ in range(min(batch, n_episodes))
     ]
     out: list[Rollout] = []
+    labelled: list[bool] = []  # whether each finished episode said if it succeeded
     try:
         for start in range(0, n_episodes, batch):
             n = min(batch, n_episodes - start)
@@ -164,11 +166,19 @@ def _gym_rollouts(
                     obs[k] = np.asarray(o, dtype=np.float32).reshape(-1)
                     if term or trunc or t + 1 == steps:
                         done[k] = True
-                        success[k] = bool(info.get("is_success", False))
+                        flag = info.get("is_success", info.get("success"))
+                        labelled.append(flag is not None)
+                        success[k] = bool(flag)
                         collision[k] = bool(info.get("collision", False))
                 return obs, done, success, collision
 
             out += _lockstep(policy, obs, steps, step_envs, deterministic)
+            if not any(labelled):  # every rollout would count as a failure
+                raise ValueError(
+                    f"env {env_id!r} reports no success signal (info['is_success'] or "
+                    "info['success'] at the end of an episode), and rollouts are labelled by "
+                    "the env's own outcome: wrap the env to set info['is_success']"
+                )
     finally:
         for env in envs:
             env.close()

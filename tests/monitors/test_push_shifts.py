@@ -117,3 +117,18 @@ def test_evaluate_cli_checks_shift_names_against_the_runs_env(tmp_path, capsys):
     # push names pass the check; what stops this run is its missing calibration
     assert main(["evaluate", f"run={tmp_path}", "shifts=[heavy_block]"]) == 2
     assert "monitor.pt" in capsys.readouterr().err
+
+
+def test_an_env_without_a_success_signal_is_named_not_blamed_on_the_policy():
+    class Still:
+        def predict(self, obs, state=None, episode_start=None, deterministic=True):
+            return np.zeros((len(obs), 1), np.float32), None
+
+        def embed(self, obs):
+            return np.asarray(obs, dtype=np.float32).reshape(-1, 3)
+
+        def sample_chunks(self, obs, n):
+            return np.zeros((len(np.asarray(obs).reshape(-1, 3)), n, 1, 1), np.float32)
+
+    with pytest.raises(ValueError, match=r"'Pendulum-v1' reports no success signal"):
+        run_rollouts(Still(), "Pendulum-v1", 2, seed=0, max_episode_steps=5)
