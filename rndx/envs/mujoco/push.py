@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,124 @@ SHIFTS: dict[str, dict[str, Any]] = {
     "obstacle": {"obstacle": "path"},
 }
 PLACE_KEYS = ("pusher", "block", "goal")
+CORNER = HALF * math.sqrt(2)  # the block's corner radius: its footprint at any yaw
+PUSHER_REACH = FIELD - PUSHER_RADIUS  # farthest a pusher centre can go (push.xml joint range)
+ANY_YAW_REACH = FIELD - CORNER  # farthest a block centre can go whatever its yaw
+MARGIN = 0.01  # the sampler's gap between sampled objects (m)
+MAX_FRAME = 4096  # largest render width / height (the offscreen framebuffer is enlarged to it)
+MIN_FREE = 0.05  # a fixed obstacle must leave this fraction of the block's start area free
+
+
+def _number(name: str, v: Any, lo: float, hi: float = math.inf, *, open_lo: bool = False) -> float:
+    """``v`` as a finite float in [lo, hi] (or (lo, hi]); a ValueError names it otherwise."""
+    try:
+        f = math.nan if isinstance(v, bool) else float(v)
+    except (TypeError, ValueError):
+        f = math.nan
+    if not (math.isfinite(f) and (f > lo if open_lo else f >= lo) and f <= hi):
+        rng = (
+            f"{'(' if open_lo else '['}{lo}, {hi}]"
+            if math.isfinite(hi)
+            else (f"{'>' if open_lo else '>='} {lo}")
+        )
+        raise ValueError(f"{name}={v!r} must be a finite number {rng}")
+    return f
+
+
+def _whole(name: str, v: Any, lo: int, hi: float = math.inf) -> int:
+    """``v`` as an int in [lo, hi] (whole floats are accepted); a ValueError names it otherwise."""
+    ok = isinstance(v, numbers.Integral) or (isinstance(v, float) and v.is_integer())
+    if isinstance(v, bool) or not ok or not lo <= v <= hi:
+        rng = f"in [{lo}, {hi}]" if math.isfinite(hi) else f">= {lo}"
+        raise ValueError(f"{name}={v!r} must be a whole number {rng}")
+    return int(v)
+
+
+def obstacle_room(obstacle: tuple[float, float], block_range: float) -> float:
+    """Fraction of the block's start square ``|x|, |y| <= block_range`` that keeps a block of
+    any yaw at least MARGIN clear of a fixed obstacle at ``obstacle`` (what the sampler draws
+    from)."""
+    reach = OBSTACLE_HALF + CORNER + MARGIN
+    o = np.asarray(obstacle, dtype=np.float64)
+    if block_range == 0:
+        return float(np.abs(o).max() > reach)
+    lo = np.maximum(o - reach, -block_range)
+    hi = np.minimum(o + reach, block_range)
+    covered = float(np.prod(np.clip(hi - lo, 0.0, None)))
+    return 1.0 - covered / (2.0 * block_range) ** 2
+
+
+def check_obstacle_room(obstacle: Any, block_range: float) -> None:
+    """Reject a fixed obstacle that leaves the block (almost) no room to start."""
+    if obstacle is None or isinstance(obstacle, str):
+        return
+    room = obstacle_room(obstacle, block_range)
+    if room < MIN_FREE:
+        raise ValueError(
+            f"obstacle={obstacle!r} leaves {room:.0%} of the block's start area "
+            f"(|x|, |y| <= block_range={block_range}) free; at least {MIN_FREE:.0%} must be at "
+            f"least {OBSTACLE_HALF + CORNER + MARGIN:.4f} m (Chebyshev) from the obstacle"
+        )
+
+
+def _rect_gap(c1: np.ndarray, yaw1: float, h1: float, c2: np.ndarray, yaw2: float, h2: float):
+    """Largest separating gap between two squares (centre, yaw, half size) by the separating
+    axis theorem: > 0 apart, <= 0 touching or overlapping."""
+    d = np.asarray(c2, dtype=np.float64) - np.asarray(c1, dtype=np.float64)
+    gap = -math.inf
+    for yaw in (yaw1, yaw2):
+        for ax in ((math.cos(yaw), math.sin(yaw)), (-math.sin(yaw), math.cos(yaw))):
+            r1 = h1 * (
+                abs(ax[0] * math.cos(yaw1) + ax[1] * math.sin(yaw1))
+                + abs(-ax[0] * math.sin(yaw1) + ax[1] * math.cos(yaw1))
+            )
+            r2 = h2 * (
+                abs(ax[0] * math.cos(yaw2) + ax[1] * math.sin(yaw2))
+                + abs(-ax[0] * math.sin(yaw2) + ax[1] * math.cos(yaw2))
+            )
+            gap = max(gap, abs(d[0] * ax[0] + d[1] * ax[1]) - r1 - r2)
+    return gap
+
+
+def _point_to_block(p: np.ndarray, block: np.ndarray, yaw: float) -> float:
+    """Distance from point ``p`` to the footprint of the block (0 inside)."""
+    dx, dy = np.asarray(p, dtype=np.float64) - block
+    c, s = math.cos(yaw), math.sin(yaw)
+    local = np.array([c * dx + s * dy, -s * dx + c * dy])
+    return float(np.hypot(*np.clip(np.abs(local) - HALF, 0.0, None)))
+
+
+def _xy(a: np.ndarray) -> tuple[float, ...]:
+    return tuple(round(float(x), 4) for x in a)
+
+
+def check_place(name: str, value: Any) -> np.ndarray:
+    """Validate one placement option of ``reset(options=...)``: shape, finite, reachable."""
+    shapes = {"pusher": ((2,),), "block": ((2,), (3,)), "goal": ((2,),)}
+    what = {
+        "pusher": f"(x, y) with |x|, |y| <= {PUSHER_REACH} (the pusher's joint range)",
+        "block": f"(x, y) with |x|, |y| <= {ANY_YAW_REACH:.4f} (clear of the rim at any yaw), "
+        f"or (x, y, yaw) with |x|, |y| <= {FIELD} - {HALF} (|cos yaw| + |sin yaw|)",
+        "goal": f"(x, y) with |x|, |y| <= {REACH} (where a block centre can go)",
+    }[name]
+    try:
+        v = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        v = np.zeros(0)
+    ok = v.shape in shapes[name] and bool(np.isfinite(v).all())
+    if ok:
+        if name == "pusher":
+            lim = PUSHER_REACH
+        elif name == "goal":
+            lim = REACH
+        elif len(v) == 3:
+            lim = FIELD - HALF * (abs(math.cos(v[2])) + abs(math.sin(v[2])))
+        else:
+            lim = ANY_YAW_REACH
+        ok = float(np.abs(v[:2]).max()) <= lim + 1e-12
+    if not ok:
+        raise ValueError(f"reset option {name}={value!r}; allowed: {what}, all finite")
+    return v
 
 
 @dataclass
@@ -62,21 +181,25 @@ class PushConfig:
     def __post_init__(self) -> None:
         if self.reward not in REWARDS:
             raise ValueError(f"reward={self.reward!r}; allowed: {list(REWARDS)}")
-        if not (isinstance(self.frame_skip, int) and self.frame_skip >= 1):
-            raise ValueError(f"frame_skip={self.frame_skip!r} must be an int >= 1")
-        for name in ("goal_radius", "min_goal_distance"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be > 0")
+        self.frame_skip = _whole("frame_skip", self.frame_skip, 1)
+        # rewards: any finite value >= 0 (0 switches a term off)
+        for name in ("goal_reward", "progress_coef"):
+            setattr(self, name, _number(name, getattr(self, name), 0.0))
+        self.goal_radius = _number("goal_radius", self.goal_radius, 0.0, REACH, open_lo=True)
+        self.min_goal_distance = _number(
+            "min_goal_distance",
+            self.min_goal_distance,
+            0.0,
+            2 * math.sqrt(2) * REACH,
+            open_lo=True,
+        )
         for name in ("block_range", "goal_range"):
-            if not 0 <= getattr(self, name) <= REACH:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be in [0, {REACH}]")
-        if not 0 <= self.pusher_range <= FIELD - PUSHER_RADIUS:
-            raise ValueError(
-                f"pusher_range={self.pusher_range!r} must be in [0, {FIELD - PUSHER_RADIUS}]"
-            )
+            setattr(self, name, _number(name, getattr(self, name), 0.0, REACH))
+        self.pusher_range = _number("pusher_range", self.pusher_range, 0.0, PUSHER_REACH)
         shifts = check_shifts({k: getattr(self, k) for k in SHIFT_KEYS})
         for k, v in shifts.items():
             setattr(self, k, v)
+        check_obstacle_room(self.obstacle, self.block_range)
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> PushConfig:
@@ -161,8 +284,15 @@ class MujocoPushEnv(gym.Env):
     Block uniform in ``|x|, |y| <= block_range`` with uniform yaw; goal uniform in
     ``|x|, |y| <= goal_range`` at least ``min_goal_distance`` from the block, then moved by
     ``goal_offset`` and clipped to the reachable field; pusher uniform in
-    ``|x|, |y| <= pusher_range`` clear of the block and the obstacle. ``reset(options=...)``
-    places ``pusher`` (x, y), ``block`` (x, y[, yaw]) and ``goal`` (x, y) exactly.
+    ``|x|, |y| <= pusher_range`` clear of the block and the obstacle. A fixed obstacle also
+    keeps the sampled block clear of it and the goal room for the block; one leaving under 5 %
+    of the block's start area free is rejected. ``goal_offset`` keeps the nominal draws, so
+    an offset goal may land on the block. ``reset(options=...)`` places ``pusher``
+    (x, y), ``block`` (x, y[, yaw]) and ``goal`` (x, y) exactly; each is checked (shape,
+    finite, inside the reachable field: pusher |x|, |y| <= 0.285, block clear of the rim,
+    goal |x|, |y| <= 0.27) and the start is rejected with a ``ValueError`` naming the options
+    when pusher, block and obstacle overlap, the block starts in the goal region or a fixed
+    obstacle covers the goal; a goal sampled for a placed block is drawn outside it.
 
     ## Shifts (for the runtime monitor)
     Constructor keywords, or ``reset(options=...)`` for one episode (the next reset without
@@ -175,7 +305,8 @@ class MujocoPushEnv(gym.Env):
     Terminated on success. Truncation is owned by ``TimeLimit`` (200 steps = 10 s).
 
     ## Arguments
-    ``render_mode`` (None or ``"rgb_array"``), ``width`` and ``height`` of rendered frames,
+    ``render_mode`` (None or ``"rgb_array"``), ``width`` and ``height`` of rendered frames
+    (whole numbers in [1, 4096]; the offscreen framebuffer grows to fit),
     and every field of :class:`PushConfig` as a keyword.
 
     ## Version History
@@ -192,9 +323,13 @@ class MujocoPushEnv(gym.Env):
         self.mujoco = require("mujoco", ENV_ID)
         self.config = PushConfig.from_kwargs(**kwargs)
         self.render_mode = render_mode
-        self.width, self.height = int(width), int(height)
+        self.width = _whole("width", width, 1, MAX_FRAME)
+        self.height = _whole("height", height, 1, MAX_FRAME)
         mj = self.mujoco
         self.model = mj.MjModel.from_xml_path(str(ASSET))
+        # the offscreen framebuffer (push.xml: 640 x 480) must hold a frame: enlarge it
+        vis = self.model.vis.global_
+        vis.offwidth, vis.offheight = max(vis.offwidth, self.width), max(vis.offheight, self.height)
         self.data = mj.MjData(self.model)
         m = self.model
         self._block_body = m.body("block").id
@@ -266,43 +401,95 @@ class MujocoPushEnv(gym.Env):
         cfg, rng, mj = self.config, self.np_random, self.mujoco
         shifts = {k: getattr(cfg, k) for k in SHIFT_KEYS}
         shifts.update(check_shifts({k: opts[k] for k in SHIFT_KEYS if k in opts}))
+        if "obstacle" in opts:
+            check_obstacle_room(shifts["obstacle"], cfg.block_range)
+        place = {k: check_place(k, opts[k]) for k in PLACE_KEYS if k in opts}
         self._apply_shifts(shifts)
         mj.mj_resetData(self.model, self.data)
 
-        block = rng.uniform(-cfg.block_range, cfg.block_range, 2)
+        fixed_ob = shifts["obstacle"]
+        fixed_ob = None if fixed_ob is None or isinstance(fixed_ob, str) else np.asarray(fixed_ob)
+        offset = np.asarray(shifts["goal_offset"])
+        fixed_goal = np.clip(place["goal"] + offset, -REACH, REACH) if "goal" in place else None
+        fixed_pusher = place.get("pusher")
+        clear = CORNER + PUSHER_RADIUS + MARGIN  # pusher centre to block centre
+
+        # block: clear of a fixed obstacle and an explicit pusher, far from an explicit goal
+        # (one draw when nothing is fixed, so the nominal stream of draws is unchanged)
+        if "block" in place:
+            rng.uniform(-cfg.block_range, cfg.block_range, 2)  # keeps the later draws aligned
+            block = place["block"][:2]
+        else:
+            block, best_d = None, -1.0
+            for i in range(1000):
+                b = rng.uniform(-cfg.block_range, cfg.block_range, 2)
+                if fixed_ob is not None and np.abs(b - fixed_ob).max() <= (
+                    OBSTACLE_HALF + CORNER + MARGIN
+                ):
+                    continue
+                if fixed_pusher is not None and np.hypot(*(fixed_pusher - b)) <= clear:
+                    continue
+                d = math.inf if fixed_goal is None else float(np.hypot(*(fixed_goal - b)))
+                if d > best_d:
+                    block, best_d = b, d
+                if d >= cfg.min_goal_distance or i >= 99:
+                    break
+            if block is None:
+                raise ValueError(
+                    f"no free block start found in |x|, |y| <= block_range={cfg.block_range} "
+                    f"clear of obstacle={shifts['obstacle']!r} and pusher={opts.get('pusher')!r}"
+                )
         yaw = rng.uniform(-np.pi, np.pi)
-        best, best_d = None, -1.0
-        for _ in range(100):
-            g = rng.uniform(-cfg.goal_range, cfg.goal_range, 2)
-            d = float(np.hypot(*(g - block)))
-            if d > best_d:
-                best, best_d = g, d
-            if d >= cfg.min_goal_distance:
-                break
-        goal = best
-        if "block" in opts:
-            b = np.asarray(opts["block"], dtype=np.float64)
-            block, yaw = b[:2], (float(b[2]) if len(b) > 2 else yaw)
-        if "goal" in opts:
-            goal = np.asarray(opts["goal"], dtype=np.float64)
-        goal = np.clip(goal + np.asarray(shifts["goal_offset"]), -REACH, REACH)
+        yaw_given = "block" in place and len(place["block"]) == 3
+        if yaw_given:
+            yaw = float(place["block"][2])
+
+        # goal: min_goal_distance from the block before the offset; after it, the block must
+        # not start inside the goal region and a block must fit on the goal beside a fixed
+        # obstacle (with nothing fixed and no offset, the same draws as ever)
+        if fixed_goal is not None:
+            goal = fixed_goal
+        else:
+            best, best_d = None, -1.0
+            for i in range(1000):
+                g = rng.uniform(-cfg.goal_range, cfg.goal_range, 2)
+                gf = np.clip(g + offset, -REACH, REACH)
+                if "block" in place and np.hypot(*(gf - block)) < cfg.goal_radius:
+                    continue
+                if fixed_ob is not None and np.abs(gf - fixed_ob).max() < OBSTACLE_HALF + HALF:
+                    continue
+                d = float(np.hypot(*(g - block)))
+                if d > best_d:
+                    best, best_d = g, d
+                if d >= cfg.min_goal_distance or i >= 99:
+                    break
+            if best is None:
+                raise ValueError(
+                    f"no free goal found in |x|, |y| <= goal_range={cfg.goal_range} (moved by "
+                    f"goal_offset={shifts['goal_offset']!r}) outside the block and clear of "
+                    f"obstacle={shifts['obstacle']!r}"
+                )
+            goal = np.clip(best + offset, -REACH, REACH)
         self.goal = goal
         self._place_obstacle(self._obstacle_position(shifts["obstacle"], block, goal))
 
-        clear = HALF * math.sqrt(2) + PUSHER_RADIUS + 0.01
-        pusher = None
-        for _ in range(200):
-            p = rng.uniform(-cfg.pusher_range, cfg.pusher_range, 2)
-            ok = np.hypot(*(p - block)) > clear
-            if ok and self.obstacle_xy is not None:
-                ok = np.abs(p - self.obstacle_xy).max() > OBSTACLE_HALF + PUSHER_RADIUS + 0.01
-            if ok:
-                pusher = p
-                break
-        if "pusher" in opts:
-            pusher = np.asarray(opts["pusher"], dtype=np.float64)
-        if pusher is None:
-            raise ValueError("no free pusher start found: the block or obstacle covers the field")
+        if fixed_pusher is not None:
+            pusher = fixed_pusher
+        else:
+            pusher = None
+            for _ in range(200):
+                p = rng.uniform(-cfg.pusher_range, cfg.pusher_range, 2)
+                ok = np.hypot(*(p - block)) > clear
+                if ok and self.obstacle_xy is not None:
+                    ok = np.abs(p - self.obstacle_xy).max() > OBSTACLE_HALF + PUSHER_RADIUS + MARGIN
+                if ok:
+                    pusher = p
+                    break
+            if pusher is None:
+                raise ValueError(
+                    "no free pusher start found: the block or obstacle covers the field"
+                )
+        self._check_layout(opts, shifts, pusher, block, yaw, goal)
 
         qpos = self.data.qpos
         qpos[0:2] = pusher
@@ -312,6 +499,61 @@ class MujocoPushEnv(gym.Env):
         mj.mj_forward(self.model, self.data)
         self._prev_dist = float(np.hypot(*(goal - block)))
         return self._obs(), {"pose": self._pose(), "distance": self._prev_dist}
+
+    def _check_layout(
+        self,
+        opts: dict[str, Any],
+        shifts: dict[str, Any],
+        pusher: np.ndarray,
+        block: np.ndarray,
+        yaw: float,
+        goal: np.ndarray,
+    ) -> None:
+        """Reject a start where the pusher, block and obstacle overlap, the block starts in the
+        goal region or a fixed obstacle covers the goal; the error names the options."""
+
+        def name(*keys: str) -> str:
+            given = [f"{k}={opts[k]!r}" for k in keys if k in opts]
+            return "reset option(s) " + ", ".join(given) if given else "the sampled start"
+
+        ob = self.obstacle_xy
+        if _point_to_block(pusher, block, yaw) <= PUSHER_RADIUS:
+            raise ValueError(
+                f"{name('pusher', 'block')}: the pusher at {_xy(pusher)} overlaps "
+                f"the block at {_xy(block)}, yaw {yaw:.3f}; allowed: the pusher's "
+                f"centre more than {PUSHER_RADIUS} m from the block's footprint"
+            )
+        if ob is not None:
+            if np.abs(pusher - ob).max() <= OBSTACLE_HALF + PUSHER_RADIUS:
+                raise ValueError(
+                    f"{name('pusher', 'obstacle')}: the pusher at {_xy(pusher)} "
+                    f"overlaps the obstacle at {_xy(ob)}; allowed: |dx| or |dy| "
+                    f"> {OBSTACLE_HALF + PUSHER_RADIUS} m from it"
+                )
+            if _rect_gap(block, yaw, HALF, ob, 0.0, OBSTACLE_HALF) <= 0:
+                raise ValueError(
+                    f"{name('block', 'obstacle', 'goal')}: the block at "
+                    f"{_xy(block)}, yaw {yaw:.3f} overlaps the obstacle at "
+                    f"{_xy(ob)}; allowed: the two footprints apart"
+                )
+            fixed = not isinstance(shifts["obstacle"], str)
+            if fixed and np.abs(goal - ob).max() < OBSTACLE_HALF + HALF:
+                raise ValueError(
+                    f"{name('goal', 'goal_offset', 'obstacle')}: the goal at "
+                    f"{_xy(goal)} is under the obstacle at "
+                    f"{_xy(ob)}; allowed: |dx| or |dy| >= "
+                    f"{OBSTACLE_HALF + HALF} m from it (room for the block)"
+                )
+        d = float(np.hypot(*(goal - block)))
+        # only for placed starts: a sampled goal moved by goal_offset may land on the block,
+        # and the goal_offset shift keeps exactly the nominal draws (monitor comparisons)
+        if ("block" in opts or "goal" in opts) and d < self.config.goal_radius:
+            raise ValueError(
+                f"{name('block', 'goal', 'goal_offset')}: the block at "
+                f"{_xy(block)} starts {d:.4f} m from the goal at "
+                f"{_xy(goal)}, inside the goal region; allowed: at least "
+                f"goal_radius={self.config.goal_radius} m apart"
+            )
 
     def _obstacle_position(self, spec: Any, block: np.ndarray, goal: np.ndarray) -> Any:
         if spec is None:
