@@ -107,6 +107,29 @@ def launcher_error_records(
     ]
 
 
+def compose_error_record(overrides: Sequence[str], exc: BaseException) -> dict[str, Any]:
+    """Record for a job whose config does not compose: FAILED, never launched.
+
+    It has no job number (the launcher numbers the jobs it runs) and no run dir. The error
+    names the combination, which Hydra's message does not, and keeps the causes Hydra chains
+    on (``Could not override 'agent.intrinsic.int_coef'`` is caused by ``Key 'intrinsic' is
+    not in struct``).
+    """
+    causes = [_error_text(exc)]
+    cause = exc.__cause__
+    while cause is not None and len(causes) < 5:
+        causes.append(_error_text(cause))
+        cause = cause.__cause__
+    return {
+        "job": None,
+        "overrides": list(overrides),
+        "run_dir": None,
+        "status": "FAILED",
+        "error": f"the config of [{' '.join(overrides)}] does not compose: "
+        + "\ncaused by ".join(causes),
+    }
+
+
 def format_sweep_report(sweep_dir: str | Path, records: Sequence[dict[str, Any]]) -> str:
     """Human-readable summary: how many jobs completed, and each failed job with its error."""
     failed = [r for r in records if r["status"] != "COMPLETED"]
@@ -115,7 +138,12 @@ def format_sweep_report(sweep_dir: str | Path, records: Sequence[dict[str, Any]]
         f"{len(failed)} failed"
     ]
     for r in failed:
-        lines.append(f"  {r['status']} job {r['job']} [{' '.join(r['overrides'])}]: {r['error']}")
+        if r["job"] is None:  # not launched; its error names the combination
+            lines.append(f"  {r['status']} (not launched): {r['error']}")
+        else:
+            lines.append(
+                f"  {r['status']} job {r['job']} [{' '.join(r['overrides'])}]: {r['error']}"
+            )
         if r["run_dir"] is not None:
             lines.append(f"    traceback: {Path(r['run_dir']) / STATUS_FILE}")
     return "\n".join(lines)
@@ -215,8 +243,12 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
 
 
 def common_overrides(runs: Sequence[dict[str, Any]]) -> list[str]:
-    """Overrides every completed run shares (e.g. the sweep's ``experiment=...``)."""
-    sets = [set(r["overrides"]) for r in runs if r["status"] == "COMPLETED"]
+    """Overrides every run shares (e.g. the sweep's ``experiment=...``).
+
+    Every run counts, completed or not: when the only ``agent.ppo.gamma=1.5`` run fails, the
+    completed runs all have ``agent.ppo.gamma=0.99``, but gamma was swept, not common.
+    """
+    sets = [set(r["overrides"]) for r in runs]
     return sorted(set.intersection(*sets)) if sets else []
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus
+from hydra.plugins.launcher import Launcher
 from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
 
@@ -17,6 +19,7 @@ from rndx.paths import config_dir
 from rndx.sweep import (
     JobStatusCallback,
     aggregate,
+    common_overrides,
     format_sweep_report,
     job_record,
     launcher_error_records,
@@ -284,3 +287,130 @@ def test_launcher_error_marks_every_job_of_the_batch(tmp_path: Path) -> None:
     report = format_sweep_report(tmp_path, records)
     assert "0 of 2 jobs completed, 2 failed" in report
     assert "LAUNCHER_ERROR job 5 [seed=1]: MemoryError: worker killed" in report
+
+
+def test_common_overrides_count_failed_runs(tmp_path: Path) -> None:
+    """A swept key stays a variant when a failed run removes all but one of its values."""
+    common = ["experiment=smoke"]
+    _fake_run(tmp_path, "0", "ppo", 0, _result(1.0, 2.0), [*common, "agent.ppo.gamma=0.99"])
+    failed = {"status": "FAILED", "error": "ValueError: gamma must be in [0, 1]"}
+    _fake_run(tmp_path, "1", "ppo", 0, None, [*common, "agent.ppo.gamma=1.5"], status=failed)
+    out = summarize(tmp_path)
+    assert common_overrides(out["runs"]) == ["experiment=smoke"]
+    assert "overrides in every run: experiment=smoke\n" in out["table"]
+    assert [g["variant"] for g in out["groups"]] == ["agent.ppo.gamma=0.99"]
+    assert "| agent.ppo.gamma=0.99 |" in out["table"]
+    assert json.loads((tmp_path / "summary.json").read_text())["common_overrides"] == common
+
+
+class _RecordingLauncher(Launcher):
+    """Runs no job: records each batch and returns a COMPLETED JobReturn per job."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[int, list[list[str]]]] = []
+
+    def setup(self, **kwargs: Any) -> None:  # pragma: no cover (set by the test)
+        pass
+
+    def launch(self, job_overrides: Any, initial_job_idx: int) -> list[JobReturn]:
+        self.batches.append((initial_job_idx, [list(o) for o in job_overrides]))
+        returns = []
+        for i, overrides in enumerate(job_overrides):
+            ret = JobReturn()
+            ret.overrides = list(overrides)
+            num = initial_job_idx + i
+            ret.hydra_cfg = OmegaConf.create(
+                {"hydra": {"job": {"num": num}, "runtime": {"output_dir": f"/runs/{num}"}}}
+            )
+            ret.status = JobStatus.COMPLETED
+            ret.return_value = None
+            returns.append(ret)
+        return returns
+
+
+def _sweep(tmp_path: Path, *arguments: str, max_batch_size: int | None = None):
+    """Run the rndx sweeper in-process, as `python -m rndx.train -m ...` does, with a launcher
+    that records what it is asked to run."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.utils import setup_globals
+    from hydra.types import HydraContext
+
+    from hydra_plugins.rndx_sweeper.rndx_sweeper import RndxSweeper
+
+    setup_globals()
+    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(config_dir())))
+    overrides = [*arguments, f"hydra.sweep.dir={tmp_path}"]
+    cfg = loader.load_configuration("train", overrides, run_mode=RunMode.MULTIRUN)
+    sweeper = RndxSweeper(max_batch_size=max_batch_size)
+    sweeper.config = cfg
+    sweeper.hydra_context = HydraContext(config_loader=loader, callbacks=None)
+    sweeper.launcher = launcher = _RecordingLauncher()
+    task_overrides = OmegaConf.to_container(cfg.hydra.overrides.task)
+    try:
+        sweeper.sweep(arguments=task_overrides)
+    except SystemExit as exc:
+        return launcher, str(exc)
+    return launcher, None
+
+
+def test_job_whose_config_does_not_compose_fails_alone(tmp_path: Path, capsys) -> None:
+    # agent=ppo has no agent.intrinsic: that job fails, the ppo_rnd ones run
+    launcher, exit_msg = _sweep(
+        tmp_path,
+        "experiment=smoke",
+        "agent=ppo,ppo_rnd",
+        "agent.intrinsic.int_coef=0.5",
+        "seed=0,1",
+    )
+    assert launcher.batches == [
+        (
+            0,
+            [
+                ["experiment=smoke", "agent=ppo_rnd", "agent.intrinsic.int_coef=0.5", f"seed={s}"]
+                for s in (0, 1)
+            ],
+        )
+    ]
+    assert exit_msg == f"2 of 4 sweep jobs failed: see {tmp_path / 'sweep_status.json'}"
+    status = json.loads((tmp_path / "sweep_status.json").read_text())
+    assert (status["completed"], status["failed"]) == (2, 2)
+    bad = [j for j in status["jobs"] if j["status"] == "FAILED"]
+    assert [j["overrides"] for j in bad] == [
+        ["experiment=smoke", "agent=ppo", "agent.intrinsic.int_coef=0.5", f"seed={s}"]
+        for s in (0, 1)
+    ]
+    for job in bad:
+        assert job["job"] is None and job["run_dir"] is None
+        assert f"[{' '.join(job['overrides'])}] does not compose" in job["error"]
+        assert "Key 'intrinsic' is not in struct" in job["error"]
+    assert [j["job"] for j in status["jobs"] if j["status"] == "COMPLETED"] == [0, 1]
+    out = capsys.readouterr().out
+    assert "2 of 4 jobs completed, 2 failed" in out
+    assert "FAILED (not launched): the config of [experiment=smoke agent=ppo " in out
+
+
+def test_bad_combination_in_a_later_batch_does_not_stop_the_sweep(tmp_path: Path) -> None:
+    launcher, exit_msg = _sweep(
+        tmp_path,
+        "experiment=smoke",
+        "env=agv_warehous,agv_warehouse,agv_warehous",
+        "seed=0",
+        max_batch_size=1,
+    )
+    # the good job is the only one launched, numbered 0: the failed ones have no number
+    assert launcher.batches == [(0, [["experiment=smoke", "env=agv_warehouse", "seed=0"]])]
+    assert exit_msg is not None and exit_msg.startswith("2 of 3 sweep jobs failed")
+    jobs = json.loads((tmp_path / "sweep_status.json").read_text())["jobs"]
+    assert [(j["job"], j["status"]) for j in jobs] == [(None, "FAILED"), (0, "COMPLETED")] + [
+        (None, "FAILED")
+    ]
+    assert "env=agv_warehous " in jobs[0]["error"] and "agv_warehous" in jobs[2]["error"]
+
+
+def test_sweep_of_good_jobs_exits_normally(tmp_path: Path) -> None:
+    launcher, exit_msg = _sweep(tmp_path, "experiment=smoke", "seed=0,1", max_batch_size=1)
+    assert exit_msg is None
+    assert [(idx, len(b)) for idx, b in launcher.batches] == [(0, 1), (1, 1)]
+    status = json.loads((tmp_path / "sweep_status.json").read_text())
+    assert (status["completed"], status["failed"]) == (2, 0)

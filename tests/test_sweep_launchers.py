@@ -126,6 +126,21 @@ def test_broken_job_does_not_stop_the_others(tmp_path: Path) -> None:
     assert out["table"].count("FAILED") == 2
 
 
+def test_job_whose_config_does_not_compose_is_recorded(tmp_path: Path) -> None:
+    """agent=ppo has no agent.intrinsic: that job is FAILED and not launched, ppo_rnd runs."""
+    sweep = tmp_path / "sweep"
+    proc = _multirun(sweep, "agent=ppo,ppo_rnd", "agent.intrinsic.int_coef=0.5", "seed=0")
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "1 of 2 sweep jobs failed" in proc.stderr
+    assert "FAILED (not launched): the config of [" in proc.stdout
+    status = json.loads((sweep / "sweep_status.json").read_text())
+    bad, good = status["jobs"]
+    assert "agent=ppo" in bad["overrides"] and bad["status"] == "FAILED"
+    assert bad["run_dir"] is None and "Key 'intrinsic' is not in struct" in bad["error"]
+    assert good["status"] == "COMPLETED" and Path(good["run_dir"]).name.startswith("0__")
+    assert [g["agent"] for g in summarize(sweep)["groups"]] == ["ppo_rnd"]
+
+
 def test_launcher_failure_is_recorded(tmp_path: Path) -> None:
     """A launcher that raises (here joblib's timeout; also a worker killed for memory) loses
     its batch's returns: the sweep records each job of it as LAUNCHER_ERROR and exits 1."""

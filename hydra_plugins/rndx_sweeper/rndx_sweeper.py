@@ -4,6 +4,8 @@ Hydra's BasicSweeper re-raises the first failed job's exception as soon as a bat
 so later batches never run and the other failures go unreported. This subclass runs all
 batches, then writes ``<sweep dir>/sweep_status.json`` (every job: overrides, run dir,
 status, error) and prints which jobs failed and why; the sweep then exits with status 1.
+A job whose config does not compose is one of those failures: it is not launched, and it has
+no job number or run dir; the launcher numbers the jobs it runs.
 The launcher (joblib, Ray, submitit) is untouched: it decides where the jobs run.
 
 The Ray and submitit launchers come with the ``sweep`` extra. Without it,
@@ -109,6 +111,7 @@ class RndxSweeper(BasicSweeper):
     def sweep(self, arguments: list[str]) -> Any:
         from rndx.sweep import (
             SWEEP_STATUS_FILE,
+            compose_error_record,
             job_record,
             launcher_error_records,
             write_sweep_status,
@@ -131,8 +134,19 @@ class RndxSweeper(BasicSweeper):
         records: list[dict[str, Any]] = []
         initial_job_idx = 0
         while not self.is_done():
-            batch = self.get_job_batch()
-            self.validate_batch_is_legal(batch)
+            # Compose each job's config here, one at a time: a combination that does not
+            # compose (agent=ppo with an agent.intrinsic.* override, a misspelt env=...) is
+            # recorded as FAILED and not launched; the rest of the batch runs.
+            batch = []
+            for overrides in self.get_job_batch():
+                try:
+                    self.validate_batch_is_legal([overrides])
+                except Exception as exc:
+                    records.append(compose_error_record(overrides, exc))
+                else:
+                    batch.append(overrides)
+            if not batch:
+                continue
             try:
                 results = list(self.launcher.launch(batch, initial_job_idx=initial_job_idx))
             except Exception as exc:
@@ -143,6 +157,7 @@ class RndxSweeper(BasicSweeper):
             else:
                 returns.append(results)
                 records += [job_record(r) for r in results]
+            # the launcher numbers the jobs it runs (and names their run dirs by the number)
             initial_job_idx += len(batch)
 
         write_sweep_status(sweep_dir, records)
