@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ WALL_RGBA = (0.24, 0.24, 0.26, 1.0)
 SHELF_RGBA = (0.64, 0.47, 0.28, 1.0)
 GOAL_RGBA = (0.16, 0.67, 0.24, 0.8)
 AGV_RGBA, PEDESTRIAN_RGBA = (0.94, 0.59, 0.12, 1.0), (0.59, 0.24, 0.67, 1.0)
+MAX_PIXELS = 4096  # largest frame width/height accepted (TinyRenderer is CPU and O(w*h))
 
 
 class BulletAGVWarehouseEnv(gym.Env):
@@ -90,8 +92,13 @@ class BulletAGVWarehouseEnv(gym.Env):
     ):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode={render_mode!r}; allowed: None, 'rgb_array'")
-        if not time_step > 0:
-            raise ValueError(f"time_step={time_step!r} must be > 0")
+        for name, n in (("width", width), ("height", height)):
+            if (
+                isinstance(n, bool)
+                or not isinstance(n, (int, np.integer))
+                or not 1 <= n <= MAX_PIXELS
+            ):
+                raise ValueError(f"{name}={n!r} must be a whole number in [1, {MAX_PIXELS}]")
         self.p = require("pybullet", ENV_ID)
         from pybullet_utils import bullet_client
 
@@ -109,6 +116,14 @@ class BulletAGVWarehouseEnv(gym.Env):
                 "episode; allowed: 'terminate'"
             )
         cfg = self.config
+        ratio = cfg.dt / float(time_step) if isinstance(time_step, Real) and time_step > 0 else 0.0
+        if not (
+            math.isfinite(ratio) and ratio >= 1 - 1e-9 and abs(ratio - round(ratio)) <= 1e-6 * ratio
+        ):
+            raise ValueError(
+                f"time_step={time_step!r} must be in (0, dt={cfg.dt!r}] with dt a whole multiple "
+                "of it (the physics steps dt / time_step times per command)"
+            )
         self.core = AGVCore(1, cfg, track_env=0 if render_mode else -1)
         self.metadata = {**self.metadata, "render_fps": int(round(1.0 / cfg.dt))}
         low, high = self.core.observation_bounds()
@@ -188,7 +203,12 @@ class BulletAGVWarehouseEnv(gym.Env):
             c.changeDynamics(self.robot, joints[name], lateralFriction=0.0, rollingFriction=0.0)
 
     # ------------------------------------------------------------------ gym API
+    def _check_open(self) -> None:
+        if self.client is None:
+            raise RuntimeError(f"the {ENV_ID} env is closed; make a new one")
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        self._check_open()
         super().reset(seed=seed)
         core = self.core
         core.rngs = [self.np_random]  # all randomness from the env's own generator
@@ -203,6 +223,7 @@ class BulletAGVWarehouseEnv(gym.Env):
         return obs, {"pose": core.poses()[0].copy()}
 
     def step(self, action):
+        self._check_open()
         a = validate_actions(action, 1, single=True)[0]
         core, cfg, c = self.core, self.config, self.client
         target = np.clip(
@@ -224,6 +245,8 @@ class BulletAGVWarehouseEnv(gym.Env):
         )
         core.advance_obstacles()
         self._move_obstacles()
+        if cfg.goal_speed > 0:  # the goal moves along its aisle: so does its marker
+            self._move_goal()
         collision = False
         for _ in range(self.substeps):
             c.stepSimulation()
@@ -293,6 +316,7 @@ class BulletAGVWarehouseEnv(gym.Env):
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
             return None
+        self._check_open()
         c, p = self.client, self.p
         w, h = self.core.world.size
         view = c.computeViewMatrixFromYawPitchRoll(
