@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,30 @@ def check_place(name: str, value: Any) -> np.ndarray:
     if not ok:
         raise ValueError(f"reset option {name}={value!r}; allowed: {what}, all finite")
     return v
+
+
+def _sample_far(
+    rng: np.random.Generator,
+    half_range: float,
+    rejected: Callable[[np.ndarray], bool],
+    distance: Callable[[np.ndarray], float],
+    min_distance: float,
+) -> np.ndarray | None:
+    """A uniform (x, y) in [-half_range, half_range]^2 that is not ``rejected``, drawn until
+    one is ``min_distance`` away by ``distance`` (the farthest of the first 100 accepted
+    tries otherwise); None if all of 1000 draws are rejected. The draws are those of the
+    samplers before this helper, so seeded episodes are unchanged."""
+    best, best_d = None, -1.0
+    for i in range(1000):
+        c = rng.uniform(-half_range, half_range, 2)
+        if rejected(c):
+            continue
+        d = distance(c)
+        if d > best_d:
+            best, best_d = c, d
+        if d >= min_distance or i >= 99:
+            break
+    return best
 
 
 @dataclass
@@ -420,20 +445,22 @@ class MujocoPushEnv(gym.Env):
             rng.uniform(-cfg.block_range, cfg.block_range, 2)  # keeps the later draws aligned
             block = place["block"][:2]
         else:
-            block, best_d = None, -1.0
-            for i in range(1000):
-                b = rng.uniform(-cfg.block_range, cfg.block_range, 2)
-                if fixed_ob is not None and np.abs(b - fixed_ob).max() <= (
+
+            def block_rejected(b: np.ndarray) -> bool:
+                near_ob = fixed_ob is not None and np.abs(b - fixed_ob).max() <= (
                     OBSTACLE_HALF + CORNER + MARGIN
-                ):
-                    continue
-                if fixed_pusher is not None and np.hypot(*(fixed_pusher - b)) <= clear:
-                    continue
-                d = math.inf if fixed_goal is None else float(np.hypot(*(fixed_goal - b)))
-                if d > best_d:
-                    block, best_d = b, d
-                if d >= cfg.min_goal_distance or i >= 99:
-                    break
+                )
+                return near_ob or (
+                    fixed_pusher is not None and np.hypot(*(fixed_pusher - b)) <= clear
+                )
+
+            block = _sample_far(
+                rng,
+                cfg.block_range,
+                block_rejected,
+                lambda b: math.inf if fixed_goal is None else float(np.hypot(*(fixed_goal - b))),
+                cfg.min_goal_distance,
+            )
             if block is None:
                 raise ValueError(
                     f"no free block start found in |x|, |y| <= block_range={cfg.block_range} "
@@ -450,19 +477,21 @@ class MujocoPushEnv(gym.Env):
         if fixed_goal is not None:
             goal = fixed_goal
         else:
-            best, best_d = None, -1.0
-            for i in range(1000):
-                g = rng.uniform(-cfg.goal_range, cfg.goal_range, 2)
+
+            def goal_rejected(g: np.ndarray) -> bool:
                 gf = np.clip(g + offset, -REACH, REACH)
-                if "block" in place and np.hypot(*(gf - block)) < cfg.goal_radius:
-                    continue
-                if fixed_ob is not None and np.abs(gf - fixed_ob).max() < OBSTACLE_HALF + HALF:
-                    continue
-                d = float(np.hypot(*(g - block)))
-                if d > best_d:
-                    best, best_d = g, d
-                if d >= cfg.min_goal_distance or i >= 99:
-                    break
+                on_block = "block" in place and np.hypot(*(gf - block)) < cfg.goal_radius
+                return on_block or (
+                    fixed_ob is not None and np.abs(gf - fixed_ob).max() < OBSTACLE_HALF + HALF
+                )
+
+            best = _sample_far(
+                rng,
+                cfg.goal_range,
+                goal_rejected,
+                lambda g: float(np.hypot(*(g - block))),
+                cfg.min_goal_distance,
+            )
             if best is None:
                 raise ValueError(
                     f"no free goal found in |x|, |y| <= goal_range={cfg.goal_range} (moved by "
