@@ -449,15 +449,14 @@ def test_min_rollouts_is_exactly_what_calibration_needs(threshold, fit_fraction,
     rng = np.random.default_rng(10)
     policy = ToyPolicy()
     needs = {}
-    for delta in (0.1, 0.2, 1 / 3, 0.5, 0.7, 0.9):
-        cfg = MonitorConfig(
-            delta=delta,
-            threshold=threshold,
-            fit_fraction=fit_fraction,
-            n_samples=2,
-            rnd_epochs=0,
-            window=2,
+
+    def config(delta: float) -> MonitorConfig:
+        return MonitorConfig(
+            delta=delta, threshold=threshold, fit_fraction=fit_fraction, n_samples=2, rnd_epochs=0
         )
+
+    for delta in (0.1, 0.2, 1 / 3, 0.5, 0.7, 0.9):
+        cfg = config(delta)
         needs[delta] = need = cfg.min_rollouts()
         calibrate(policy, _traces(rng, need, length=3), cfg)  # succeeds with exactly need
         with pytest.raises(ValueError, match=rf"^{need - 1} successful .*at least {need} are"):
@@ -468,15 +467,8 @@ def test_min_rollouts_is_exactly_what_calibration_needs(threshold, fit_fraction,
     if threshold != "time_varying":
         monkeypatch.setattr(MonitorConfig, "min_rollouts", lambda self: 0)
         for delta, need in needs.items():
-            cfg = MonitorConfig(
-                delta=delta,
-                threshold=threshold,
-                fit_fraction=fit_fraction,
-                n_samples=2,
-                rnd_epochs=0,
-            )
             with pytest.raises(ValueError, match="rollout"):
-                calibrate(policy, _traces(rng, need - 1, length=3), cfg)
+                calibrate(policy, _traces(rng, need - 1, length=3), config(delta))
 
 
 def test_mis_shaped_policy_outputs_name_the_method_and_the_expected_shape(calibrated):
