@@ -10,7 +10,6 @@ RND-OE and ACE scores against their thresholds, the alarm marked where it fires.
 from __future__ import annotations
 
 import inspect
-import math
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ import numpy as np
 
 from rndx.config import to_dict
 from rndx.evaluate import eval_seed, load_model_file, load_run_config
-from rndx.utils.checks import whole_number
+from rndx.utils.checks import finite_number, whole_number
 from rndx.utils.cli import parse_key_values, to_bool
 from rndx.utils.headless import use_headless_backends
 from rndx.utils.io import atomic_save
@@ -139,8 +138,7 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float) -> P
         raise ValueError(f"video format {fmt!r} of {str(dest)!r}; allowed: {', '.join(FORMATS)}")
     if not frames:
         raise ValueError(f"no frames to write to {str(dest)!r}")
-    if not (math.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps={fps!r} must be a finite number > 0")
+    fps = finite_number("fps", fps, 0.0, open_min=True)
 
     def write(tmp: Path) -> None:
         if fmt == "gif":
@@ -207,8 +205,8 @@ def record_run(
         raise ValueError(f"every={every!r} must be >= 1 and scale={scale!r} in (0, 4]")
     if seed is not None:
         seed = whole_number("seed", seed, 0)
-    if fps is not None and not (math.isfinite(fps) and fps > 0):  # before the rollout, too
-        raise ValueError(f"fps={fps!r} must be a finite number > 0")
+    if fps is not None:  # before the rollout, not only when the video is written
+        finite_number("fps", fps, 0.0, open_min=True)
     run = Path(run_dir)
     cfg = load_run_config(run)
     model = load_model_file(str(cfg.agent.algo), run / "model.zip")

@@ -251,7 +251,7 @@ def test_record_under_a_named_shift_and_unknown_shift(runs: list[Path], tmp_path
     ("kwargs", "message"),
     [
         ({"seed": -1}, r"seed=-1 must be an integer >= 0"),
-        ({"fps": 0.0}, r"fps=0.0 must be a finite number > 0"),
+        ({"fps": 0.0}, r"fps=0.0 must be > 0"),
         ({"fps": float("inf")}, r"fps=inf must be a finite number > 0"),
         ({"fps": float("nan")}, r"fps=nan must be a finite number > 0"),
     ],

@@ -38,7 +38,7 @@ from rndx.monitors.calibration import (
 )
 from rndx.monitors.policies import _obs2d, as_monitorable, checked_chunks, checked_embed
 from rndx.monitors.scores import RNDOE, ace, cell_widths, window_sums
-from rndx.utils.checks import whole_number
+from rndx.utils.checks import finite_number, whole_number
 from rndx.utils.io import atomic_save, load_torch_state, short_reason
 
 _FORMAT = "rndx.monitor/1"
@@ -56,13 +56,6 @@ def reuse_score_fn(adapter: Any):
             f"{type(getattr(adapter, 'policy', adapter)).__name__} (use rnd='fit')"
         )
     return fn()
-
-
-def _real(name: str, value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}={value!r} must be a number") from None
 
 
 @dataclass
@@ -103,23 +96,19 @@ class MonitorConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not 0.0 < _real("delta", self.delta) < 1.0:
-            raise ValueError(f"delta={self.delta!r} must be in (0, 1)")
-        self.delta = float(self.delta)
+        self.delta = finite_number("delta", self.delta, 0.0, 1.0, open_min=True, open_max=True)
         self.window = whole_number("window", self.window, 1)
         check_rule(self.rule)
         if self.threshold not in (*KINDS, "cp_joint"):
             raise ValueError(f"threshold={self.threshold!r}; allowed: {[*KINDS, 'cp_joint']}")
         self.score_every = whole_number("score_every", self.score_every, 1)
         self.n_samples = whole_number("n_samples", self.n_samples, 2, " (ACE needs a spread)")
-        if not 0.0 < _real("ace_factor", self.ace_factor) < math.inf:
-            raise ValueError(f"ace_factor={self.ace_factor!r} must be a finite number > 0")
-        self.ace_factor = float(self.ace_factor)
+        self.ace_factor = finite_number("ace_factor", self.ace_factor, 0.0, open_min=True)
         if self.rnd not in ("fit", "reuse"):
             raise ValueError(f"rnd={self.rnd!r}; allowed: 'fit', 'reuse'")
-        if not 0.0 < _real("fit_fraction", self.fit_fraction) < 1.0:
-            raise ValueError(f"fit_fraction={self.fit_fraction!r} must be in (0, 1)")
-        self.fit_fraction = float(self.fit_fraction)
+        self.fit_fraction = finite_number(
+            "fit_fraction", self.fit_fraction, 0.0, 1.0, open_min=True, open_max=True
+        )
         self.rnd_epochs = whole_number("rnd_epochs", self.rnd_epochs, 0)
         self.seed = whole_number("seed", self.seed, 0)
         if self.ace_dims is not None:

@@ -285,7 +285,7 @@ def test_numeric_settings_are_checked_and_whole_floats_kept():
     for bad in (0, -0.1, float("inf"), "wide"):
         with pytest.raises(ValueError, match="ace_factor="):
             MonitorConfig(ace_factor=bad)
-    with pytest.raises(ValueError, match=r"delta='often' must be a number"):
+    with pytest.raises(ValueError, match=r"delta='often' must be a finite number in \(0, 1\)"):
         MonitorConfig(delta="often")
     rng = np.random.default_rng(5)
     with pytest.raises(ValueError, match=r"^window=1.5 must be an integer >= 1$"):

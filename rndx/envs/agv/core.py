@@ -13,6 +13,7 @@ single env seeded with ``s + i``.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from rndx.envs.agv.geometry import cast_rays, collisions, features, goal_events, integrate
 from rndx.envs.agv.world import World, get_world
-from rndx.utils.checks import whole_number
+from rndx.utils.checks import finite_number, whole_number
 
 TASKS = ("reach", "pick_drop")
 AGV_LANE_OFFSET = 0.5  # metres from the aisle's centre line to an obstacle AGV's path
@@ -42,23 +43,6 @@ NON_NEGATIVE = (
 )  # fmt: skip
 # integer fields -> their minimum
 COUNTS = {"n_beams": 1, "action_repeat": 1, "layout_seed": 0, "n_agvs": 0, "n_pedestrians": 0}
-
-
-def _is_finite(value: Any) -> bool:
-    """A real, finite number (not a bool, a string or NaN/inf)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        return False
-    return math.isfinite(value)
-
-
-def _check_number(name: str, value: Any, zero_ok: bool) -> None:
-    """Raise ValueError naming ``name``, ``value`` and the range unless ``value`` is a finite
-    number > 0 (``>= 0`` with ``zero_ok``)."""
-    rule = ">= 0" if zero_ok else "> 0"
-    if not _is_finite(value):
-        raise ValueError(f"{name}={value!r} must be a finite number {rule}")
-    if value < 0 or (value == 0 and not zero_ok):
-        raise ValueError(f"{name}={value!r} must be {rule}")
 
 
 @dataclass
@@ -112,18 +96,18 @@ class AGVConfig:
         if self.reward not in REWARDS:
             raise ValueError(f"reward={self.reward!r}; allowed: {list(REWARDS)}")
         for name in POSITIVE:
-            _check_number(name, getattr(self, name), zero_ok=False)
+            finite_number(name, getattr(self, name), 0.0, open_min=True)
         for name in NON_NEGATIVE:
-            _check_number(name, getattr(self, name), zero_ok=True)
-        if not (_is_finite(self.lidar_dropout) and 0.0 <= self.lidar_dropout < 1.0):
-            raise ValueError(f"lidar_dropout={self.lidar_dropout!r} must be in [0, 1)")
+            finite_number(name, getattr(self, name), 0.0)
+        finite_number("lidar_dropout", self.lidar_dropout, 0.0, 1.0, open_max=True)
         for name, minimum in COUNTS.items():
-            value = getattr(self, name)  # a numpy scalar as its Python value
-            value = value.item() if isinstance(value, np.generic) else value
-            setattr(self, name, whole_number(name, value, minimum))
+            setattr(self, name, whole_number(name, getattr(self, name), minimum))
         self.pedestrian_speed = tuple(self.pedestrian_speed)
         speeds = self.pedestrian_speed
-        valid = len(speeds) == 2 and all(_is_finite(s) for s in speeds)
+        valid = len(speeds) == 2 and all(
+            isinstance(s, numbers.Real) and not isinstance(s, bool) and math.isfinite(s)
+            for s in speeds
+        )
         if not (valid and 0 <= speeds[0] <= speeds[1]):
             raise ValueError(
                 f"pedestrian_speed={self.pedestrian_speed!r} must be (low, high) m/s "

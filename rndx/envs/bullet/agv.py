@@ -23,6 +23,7 @@ from gymnasium import spaces
 from rndx.envs.agv.core import AGVConfig, AGVCore, validate_actions
 from rndx.envs.agv.env import step_info
 from rndx.envs.deps import require
+from rndx.utils.checks import MAX_FRAME, whole_number
 
 ENV_ID = "rndx/BulletAGVWarehouse-v0"
 URDF = Path(__file__).resolve().parent / "assets" / "agv.urdf"
@@ -37,7 +38,6 @@ WALL_RGBA = (0.24, 0.24, 0.26, 1.0)
 SHELF_RGBA = (0.64, 0.47, 0.28, 1.0)
 GOAL_RGBA = (0.16, 0.67, 0.24, 0.8)
 AGV_RGBA, PEDESTRIAN_RGBA = (0.94, 0.59, 0.12, 1.0), (0.59, 0.24, 0.67, 1.0)
-MAX_PIXELS = 4096  # largest frame width/height accepted (TinyRenderer is CPU and O(w*h))
 
 
 class BulletAGVWarehouseEnv(gym.Env):
@@ -92,13 +92,8 @@ class BulletAGVWarehouseEnv(gym.Env):
     ):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode={render_mode!r}; allowed: None, 'rgb_array'")
-        for name, n in (("width", width), ("height", height)):
-            if (
-                isinstance(n, bool)
-                or not isinstance(n, (int, np.integer))
-                or not 1 <= n <= MAX_PIXELS
-            ):
-                raise ValueError(f"{name}={n!r} must be a whole number in [1, {MAX_PIXELS}]")
+        width = whole_number("width", width, 1, maximum=MAX_FRAME)
+        height = whole_number("height", height, 1, maximum=MAX_FRAME)
         self.p = require("pybullet", ENV_ID)
         from pybullet_utils import bullet_client
 

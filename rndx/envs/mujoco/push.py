@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -15,6 +14,7 @@ from gymnasium import spaces
 
 from rndx.envs.agv.core import validate_actions
 from rndx.envs.deps import require
+from rndx.utils.checks import MAX_FRAME, finite_number, whole_number
 
 ENV_ID = "rndx/MujocoPush-v0"
 ASSET = Path(__file__).resolve().parent / "assets" / "push.xml"
@@ -44,33 +44,7 @@ CORNER = HALF * math.sqrt(2)  # the block's corner radius: its footprint at any 
 PUSHER_REACH = FIELD - PUSHER_RADIUS  # farthest a pusher centre can go (push.xml joint range)
 ANY_YAW_REACH = FIELD - CORNER  # farthest a block centre can go whatever its yaw
 MARGIN = 0.01  # the sampler's gap between sampled objects (m)
-MAX_FRAME = 4096  # largest render width / height (the offscreen framebuffer is enlarged to it)
 MIN_FREE = 0.05  # a fixed obstacle must leave this fraction of the block's start area free
-
-
-def _number(name: str, v: Any, lo: float, hi: float = math.inf, *, open_lo: bool = False) -> float:
-    """``v`` as a finite float in [lo, hi] (or (lo, hi]); a ValueError names it otherwise."""
-    try:
-        f = math.nan if isinstance(v, bool) else float(v)
-    except (TypeError, ValueError):
-        f = math.nan
-    if not (math.isfinite(f) and (f > lo if open_lo else f >= lo) and f <= hi):
-        rng = (
-            f"{'(' if open_lo else '['}{lo}, {hi}]"
-            if math.isfinite(hi)
-            else (f"{'>' if open_lo else '>='} {lo}")
-        )
-        raise ValueError(f"{name}={v!r} must be a finite number {rng}")
-    return f
-
-
-def _whole(name: str, v: Any, lo: int, hi: float = math.inf) -> int:
-    """``v`` as an int in [lo, hi] (whole floats are accepted); a ValueError names it otherwise."""
-    ok = isinstance(v, numbers.Integral) or (isinstance(v, float) and v.is_integer())
-    if isinstance(v, bool) or not ok or not lo <= v <= hi:
-        rng = f"in [{lo}, {hi}]" if math.isfinite(hi) else f">= {lo}"
-        raise ValueError(f"{name}={v!r} must be a whole number {rng}")
-    return int(v)
 
 
 def obstacle_room(obstacle: tuple[float, float], block_range: float) -> float:
@@ -206,21 +180,21 @@ class PushConfig:
     def __post_init__(self) -> None:
         if self.reward not in REWARDS:
             raise ValueError(f"reward={self.reward!r}; allowed: {list(REWARDS)}")
-        self.frame_skip = _whole("frame_skip", self.frame_skip, 1)
+        self.frame_skip = whole_number("frame_skip", self.frame_skip, 1)
         # rewards: any finite value >= 0 (0 switches a term off)
         for name in ("goal_reward", "progress_coef"):
-            setattr(self, name, _number(name, getattr(self, name), 0.0))
-        self.goal_radius = _number("goal_radius", self.goal_radius, 0.0, REACH, open_lo=True)
-        self.min_goal_distance = _number(
+            setattr(self, name, finite_number(name, getattr(self, name), 0.0))
+        self.goal_radius = finite_number("goal_radius", self.goal_radius, 0.0, REACH, open_min=True)
+        self.min_goal_distance = finite_number(
             "min_goal_distance",
             self.min_goal_distance,
             0.0,
             2 * math.sqrt(2) * REACH,
-            open_lo=True,
+            open_min=True,
         )
         for name in ("block_range", "goal_range"):
-            setattr(self, name, _number(name, getattr(self, name), 0.0, REACH))
-        self.pusher_range = _number("pusher_range", self.pusher_range, 0.0, PUSHER_REACH)
+            setattr(self, name, finite_number(name, getattr(self, name), 0.0, REACH))
+        self.pusher_range = finite_number("pusher_range", self.pusher_range, 0.0, PUSHER_REACH)
         shifts = check_shifts({k: getattr(self, k) for k in SHIFT_KEYS})
         for k, v in shifts.items():
             setattr(self, k, v)
@@ -348,8 +322,8 @@ class MujocoPushEnv(gym.Env):
         self.mujoco = require("mujoco", ENV_ID)
         self.config = PushConfig.from_kwargs(**kwargs)
         self.render_mode = render_mode
-        self.width = _whole("width", width, 1, MAX_FRAME)
-        self.height = _whole("height", height, 1, MAX_FRAME)
+        self.width = whole_number("width", width, 1, maximum=MAX_FRAME)
+        self.height = whole_number("height", height, 1, maximum=MAX_FRAME)
         mj = self.mujoco
         self.model = mj.MjModel.from_xml_path(str(ASSET))
         # the offscreen framebuffer (push.xml: 640 x 480) must hold a frame: enlarge it
