@@ -26,13 +26,19 @@ PRINTS_ONLY = "Prints its report to stdout; writes no file under benchmarks/resu
 
 
 def at_least(low: int) -> Callable[[str], int]:
-    """An argparse type: a whole number >= ``low``."""
+    """An argparse type: a whole number >= ``low`` (``1e6`` included)."""
 
     def check(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+            try:  # 1e6, as the rndx commands take it
+                number = float(text)
+            except ValueError:
+                number = math.nan
+            if not number.is_integer():
+                raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+            value = int(number)
         if value < low:
             raise argparse.ArgumentTypeError(f"{value} must be >= {low}")
         return value

@@ -30,7 +30,10 @@ def test_the_numeric_types() -> None:
     assert _args.positive_int("3") == 3 and _args.nonnegative_int("0") == 0
     assert _args.at_least(2)("2") == 2 and _args.positive_float("0.5") == 0.5
     assert _args.nonnegative_float("0") == 0.0
+    assert _args.positive_int("1e6") == 1_000_000  # as the rndx commands take it
     for kind, text in [
+        (_args.positive_int, "nan"),
+        (_args.positive_int, "five"),
         (_args.positive_int, "0"),
         (_args.positive_int, "-5"),
         (_args.positive_int, "1.5"),
