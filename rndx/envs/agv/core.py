@@ -360,7 +360,11 @@ class AGVCore:
         A placed ``goal`` of a moving-goal env gets a new aisle path through it. Used by
         tests, experts and distribution shifts. Every option is checked first
         (:meth:`check_options`)."""
-        opts = self.check_options(options)
+        self.place_checked(i, self.check_options(options))
+
+    def place_checked(self, i: int, opts: dict[str, np.ndarray]) -> None:
+        """:meth:`place` with options :meth:`check_options` has already returned (a batch of
+        envs given the same options checks them once)."""
         if "start" in opts:
             x, y, th = opts["start"]
             self.pos[i], self.theta[i] = (x, y), th

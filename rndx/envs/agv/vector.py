@@ -119,8 +119,9 @@ class AGVWarehouseVectorEnv(_BatchedFace, VectorEnv):
             self.core.seed(seeds)
         self.core.reset_envs(np.arange(self.num_envs))
         if options:
+            checked = self.core.check_options(options)  # the same options for every env
             for i in range(self.num_envs):
-                self.core.place(i, options)
+                self.core.place_checked(i, checked)
         self._autoreset[:] = False
         obs = self.core.observe()
         return obs, self._with_masks({"pose": self.core.poses()})
