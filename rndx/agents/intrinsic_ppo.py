@@ -36,7 +36,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
 from rndx.intrinsic import CoefSchedule, InputSelector, IntrinsicModule, build_intrinsic
-from rndx.utils.checks import whole_number
+from rndx.utils.checks import finite_number, whole_number
 
 
 class DualValuePolicy(ActorCriticPolicy):
@@ -366,9 +366,8 @@ class IntrinsicPPO(PPO):
                 f"gamma_int={gamma_int!r} must be in [0, 1): the intrinsic return runs through "
                 "episode ends, so it has no horizon but its discount"
             )
-        for name, value in (("ext_coef", ext_coef), ("int_coef", int_coef)):
-            if not value >= 0:
-                raise ValueError(f"{name}={value!r} must be >= 0")
+        ext_coef = finite_number("ext_coef", ext_coef, 0.0)
+        int_coef = finite_number("int_coef", int_coef, 0.0)
         init_steps = whole_number("init_steps", init_steps, 0)
         self.gamma_int, self.ext_coef, self.int_coef = gamma_int, ext_coef, int_coef
         self.int_coef_schedule = CoefSchedule(int_coef_schedule, int_coef, int_coef_end)
