@@ -173,11 +173,9 @@ def _make_or_load_agent(cfg: DictConfig, env, run_dir: Path, device: str) -> Bas
 def _clone(cfg: DictConfig, env, run_dir: Path, device: str) -> ChunkFlowPolicy:
     """Behaviour cloning from ``cfg.demos`` (the env only supplies the spaces to check)."""
     from rndx.agents.chunk_flow import clone_from_config
-    from rndx.demos import check_env_kwargs
 
     if cfg.resume is not None:
         raise ValueError(f"agent {cfg.agent.name!r} cannot be resumed: train it again")
-    check_env_kwargs(cfg.demos, to_dict(cfg.env.get("kwargs")), str(cfg.env.id))
     return clone_from_config(
         cfg.agent,
         cfg.demos,
@@ -187,6 +185,7 @@ def _clone(cfg: DictConfig, env, run_dir: Path, device: str) -> ChunkFlowPolicy:
         int(cfg.seed),
         device,
         run_dir / "tb" / f"{cfg.agent.name}_1",
+        env_kwargs=to_dict(cfg.env.get("kwargs")) or {},
     )
 
 

@@ -467,9 +467,11 @@ def clone_from_config(
     seed: int,
     device: str,
     tb_dir: str | Path | None,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> ChunkFlowPolicy:
     """Load and check the demos, build the policy from ``cfg_agent.policy`` and train it with
-    ``cfg_agent.bc`` (what ``rndx.train`` runs for ``agent=chunk_flow``).
+    ``cfg_agent.bc`` (what ``rndx.train`` runs for ``agent=chunk_flow``). With ``env_kwargs``
+    (the run's env options), demos recorded with other options train with a warning.
 
     :raises ValueError: if ``demos_path`` is None, or the demos do not fit the env or are empty.
     """
@@ -488,6 +490,7 @@ def clone_from_config(
         observation_space.shape,
         action_space.shape,
         successful_only=bool(bc.pop("successful_only", True)),
+        env_kwargs=env_kwargs,
     )
     policy = from_demos(
         demos, observation_space, action_space, seed, device, **to_dict(cfg_agent.get("policy"))
