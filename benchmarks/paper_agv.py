@@ -54,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python bench
 from benchmarks._args import (  # noqa: E402
     RESULTS_RULE,
     at_least,
+    command,
     nonnegative_int,
     positive_int,
     refuse_overwrite,
@@ -249,14 +250,7 @@ def main() -> None:
         atomic_write_json(json_path, {"args": run_args, **done, "results": results})
         saved_complete = True
     plot(results, png_path, int(run_args["steps"]))
-    cmd = "python benchmarks/paper_agv.py " + " ".join(
-        f"--{k} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-        for k, v in run_args.items()
-        if k not in ("overrides", "tag") and v not in (None, [])
-    )
-    if run_args.get("tag", "paper_agv") != "paper_agv":
-        cmd += f" --tag {run_args['tag']}"
-    cmd += "".join(f" {o}" for o in run_args.get("overrides") or [])
+    cmd = command("paper_agv.py", p, argparse.Namespace(**run_args), skip=("replot",))
     print(f"## The RND-AGV paper's four scenes: PPO vs PPO+RND vs PPO+RDD\n\ncommand: `{cmd}`")
     if wall is not None:
         print(f"wall time: {wall / 60:.1f} min with {run_args['jobs']} jobs\n")
