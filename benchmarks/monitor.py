@@ -1,6 +1,8 @@
 """FIPER on rndx's policies over an env's shift suite, and the monitor's added latency.
 
-``--task agv`` (default): the AGV warehouse suite, chunk policy and PPO. ``--task push``: the
+``--task agv`` (default): the AGV warehouse suite, chunk policy and PPO. ``--task bullet``: the
+same suite on the PyBullet AGV (rndx/BulletAGVWarehouse-v0, contact physics, ray-test lidar),
+the chunk policy only, cloned from 200 noisy expert demos recorded in PyBullet. ``--task push``: the
 MuJoCo push suite (``rndx.envs.mujoco.SHIFTS``: nominal, goal_nudge (benign), heavy_block,
 high_friction, goal_offset, obstacle), the chunk policy only (no PPO agent learns the sparse
 push in the exploration benchmark's budget), trained by behaviour cloning from 200 noisy
@@ -29,15 +31,16 @@ the worst step (a scored step where the policy does not sample).
 
 Trained policies are cached under ``runs/bench_monitor/`` (gitignored); delete it to retrain.
 
-    python benchmarks/monitor.py [--task agv|push] [--episodes 100] [--calibration 50]
+    python benchmarks/monitor.py [--task agv|bullet|push] [--episodes 100] [--calibration 50]
         [--seeds 0 1 2]
 
 Bars (issue 5): FIPER's suite mean accuracy >= 0.85 and TWA >= 0.70, above each single score
 and OR on accuracy; nominal false-alarm rate within delta; added latency <= 2 ms per step.
-Writes ``benchmarks/results/<out>.{json,md}``, by default ``monitor`` (agv) or
-``monitor_push`` (push); a run with other settings than the defaults needs ``--out`` when
-those files exist. A policy whose nominal rollouts succeed too rarely to collect the
-calibration successes (fewer than 1 in ``CALIBRATION_TRIES``) stops the run with the count.
+Writes ``benchmarks/results/<out>.{json,md}``, by default ``monitor`` (agv),
+``monitor_bullet`` (bullet) or ``monitor_push`` (push); a run with other settings than the
+defaults needs ``--out`` when those files exist. A policy whose nominal rollouts succeed too
+rarely to collect the calibration successes (fewer than 1 in ``CALIBRATION_TRIES``) stops the
+run with the count.
 """
 
 from __future__ import annotations
@@ -79,6 +82,16 @@ TASKS: dict[str, dict[str, Any]] = {
         "cache": CACHE,
         "results": "monitor",
         "title": "the AGV shift suite",
+    },
+    "bullet": {
+        "env_id": "rndx/BulletAGVWarehouse-v0",
+        "env": "bullet_agv_warehouse",
+        "demo_kwargs": {"layout": "small"},
+        "demo_steps": 500,
+        "policies": ["chunk_flow"],
+        "cache": CACHE / "bullet",
+        "results": "monitor_bullet",
+        "title": "the AGV shift suite in PyBullet",
     },
     "push": {
         "env_id": "rndx/MujocoPush-v0",

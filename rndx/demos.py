@@ -142,9 +142,10 @@ def record(
         small drifts that a cloned policy makes (DART, Laskey et al. 2017).
 
     :raises ValueError: if ``episodes < 1`` or the expert is asked for an env it cannot
-        drive (the AGV envs and rndx/MujocoPush-v0 have scripted experts).
+        drive (the AGV envs, the Bullet AGV and rndx/MujocoPush-v0 have scripted experts).
     """
     from rndx.envs import AGV_IDS, make_sb3_vec_env
+    from rndx.envs.bullet.agv import ENV_ID as BULLET_AGV_ID  # imports no PyBullet
     from rndx.evaluate import _episode_quotas
 
     if episodes < 1:
@@ -152,9 +153,10 @@ def record(
     if noise < 0:
         raise ValueError(f"noise must be >= 0, got {noise}")
     rng = np.random.default_rng(seed)
-    if model is None and env_id not in AGV_IDS and env_id != PUSH_ID:
+    expert_ids = [*sorted(AGV_IDS), BULLET_AGV_ID, PUSH_ID]
+    if model is None and env_id not in expert_ids:
         raise ValueError(
-            f"the scripted experts drive {sorted(AGV_IDS) + [PUSH_ID]} only, "
+            f"the scripted experts drive {expert_ids} only, "
             f"not {env_id!r}; pass run=<dir> to record a trained agent"
         )
     n_envs = min(episodes, _MAX_ENVS)
@@ -168,8 +170,12 @@ def record(
     try:
         obs = env.reset()
         expert = None
+        bullet_envs: list = []
         if model is None and env_id == PUSH_ID:
             from rndx.envs.mujoco.expert import push_expert  # reads only the observation
+        elif model is None and env_id == BULLET_AGV_ID:
+            # one single-vehicle core per PyBullet env (SB3's DummyVecEnv); the same planner
+            bullet_envs = list(env.envs)
         elif model is None:
             from rndx.envs.experts import AGVExpert
 
@@ -178,6 +184,10 @@ def record(
         while (counts < quotas).any():
             if expert is not None:
                 actions = expert.act().astype(np.float32)
+            elif bullet_envs:
+                from rndx.envs.experts import expert_actions
+
+                actions = np.stack([expert_actions(e) for e in bullet_envs]).astype(np.float32)
             elif model is None:
                 actions = push_expert(obs)
             else:

@@ -263,6 +263,8 @@ def test_chunk_policy_keeps_the_committed_results(tmp_path, monkeypatch, capsys)
         (["--delta", "1.5"], "delta=1.5 must be in (0, 1)"),
         (["--threshold", "foo"], "threshold='foo'"),
         (["--shifts", "nope"], "unknown shift 'nope'"),
+        # the Bullet AGV has the AGV suite, not the push task's
+        (["--task", "bullet", "--shifts", "heavy_block"], "'heavy_block' for rndx/Bullet"),
         (["--policies", "foo"], "invalid choice: 'foo'"),
         (["--episodes", "0"], "--episodes: 0 must be >= 1"),
         (["--calls", "0"], "--calls: 0 must be >= 1"),

@@ -110,3 +110,23 @@ def test_out_without_the_suffix_gets_npz_and_no_temp_file_is_left(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo_x.npz"]  # no empty file, no temp
     demos = load_demos(written, ENV_ID, (37,), (2,), successful_only=False)
     assert demos.n_episodes == 2
+
+
+def test_the_expert_records_demos_in_the_bullet_agv() -> None:
+    """The scripted expert drives the PyBullet robot too (one planner per env's core):
+    successful, seeded, the episodes' first steps at the env's own start states."""
+    pytest.importorskip("pybullet")
+    import gymnasium as gym
+
+    from rndx.demos import record
+
+    bullet = "rndx/BulletAGVWarehouse-v0"
+    demos = record(bullet, 4, seed=3, max_episode_steps=500, env_kwargs={"layout": "small"})
+    assert demos.n_episodes == 4 and demos.success_rate == 1.0
+    assert demos.env_id == bullet and demos.obs.shape[1:] == (37,)
+    again = record(bullet, 4, seed=3, max_episode_steps=500, env_kwargs={"layout": "small"})
+    np.testing.assert_array_equal(demos.obs, again.obs)
+    env = gym.make(bullet, layout="small")
+    first, _ = env.reset(seed=3)  # env 0 of the recording is seeded with seed + 0
+    np.testing.assert_array_equal(demos.obs[0], first)
+    env.close()

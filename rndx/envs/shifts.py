@@ -1,9 +1,10 @@
 """Named, seedable distribution shifts per env family, to provoke (or not) failures.
 
-Each env family registers its suite with :func:`register_shifts` (the AGV warehouse ids and
-rndx/MujocoPush-v0 here); :func:`shifts_for` looks a suite up by env id, and an id without one
-gets ``nominal`` only. Every function takes ``env_id`` (default: the AGV warehouse), so an
-unknown name is an error that lists the shifts known for that env.
+Each env family registers its suite with :func:`register_shifts` (the AGV warehouse ids, the
+Bullet AGV with the same suite, and rndx/MujocoPush-v0 here); :func:`shifts_for` looks a suite
+up by env id, and an id without one gets ``nominal`` only. Every function takes ``env_id``
+(default: the AGV warehouse), so an unknown name is an error that lists the shifts known for
+that env.
 
 AGV warehouse (the rest of this docstring):
 
@@ -225,7 +226,7 @@ class ShiftWrapper(gym.Wrapper):
             return obs, info
         base = self.env.unwrapped
         self.shift.reset_hook(base.core, 0, base.np_random)
-        obs = base.core.observe()[0]
+        obs = base.sync_placement()  # the Bullet AGV also moves its bodies here
         return obs, {**info, "pose": base.core.poses()[0].copy()}
 
 
@@ -237,9 +238,12 @@ def make_shifted_env(env_id: str, name: str, seed: int = 0, **kwargs: Any) -> gy
 
 def _register_builtin() -> None:
     from rndx.envs import AGV_IDS
+    from rndx.envs.bullet.agv import ENV_ID as BULLET_AGV_ID  # imports no PyBullet
     from rndx.envs.mujoco.push import ENV_ID as PUSH_ID
 
     register_shifts("agv", AGV_IDS, AGV_SHIFTS)
+    # the Bullet AGV takes the same AGVConfig options and has the same core: the same suite
+    register_shifts("bullet_agv", [BULLET_AGV_ID], AGV_SHIFTS)
     register_shifts("mujoco_push", [PUSH_ID], _push_shifts())
 
 

@@ -45,7 +45,8 @@ def test_each_env_family_has_its_own_suite():
     assert {"heavy_block", "high_friction", "goal_offset", "obstacle"} <= set(push)
     assert {n for n, s in shifts_for(PUSH).items() if s.benign} == {"nominal", "goal_nudge"}
     assert "crowd" in known_shifts("rndx/AGVWarehouseDynamic-v0") and "crowd" not in push
-    assert known_shifts("rndx/BulletAGVWarehouse-v0") == ["nominal"]  # no suite registered
+    assert "crowd" in known_shifts("rndx/BulletAGVWarehouse-v0")  # the AGV suite
+    assert known_shifts("CartPole-v1") == ["nominal"]  # no suite registered
     assert shifted_kwargs("heavy_block", {"reward": "dense"}, 0, PUSH) == {
         "reward": "dense",
         "block_mass": 1.0,

@@ -105,8 +105,13 @@ class AGVWarehouseEnv(gym.Env):
         self.core.reset_envs(np.array([0]))
         if options:
             self.core.place(0, options)
-        obs = self.core.observe()[0]
-        return obs, {"pose": self.core.poses()[0].copy()}
+        return self.sync_placement(), {"pose": self.core.poses()[0].copy()}
+
+    def sync_placement(self) -> np.ndarray:
+        """The observation after the core's goal or obstacles were edited (by ``reset`` or a
+        shift's reset hook, :class:`rndx.envs.shifts.ShiftWrapper`); the Bullet AGV's method
+        of the same name also moves its bodies."""
+        return self.core.observe()[0]
 
     def step(self, action):
         a = validate_actions(action, 1, single=True)

@@ -212,10 +212,17 @@ class BulletAGVWarehouseEnv(gym.Env):
             core.place(0, options)
         self._spawn_robot(*core.pos[0], core.theta[0])
         self._cmd[:] = 0.0
+        return self.sync_placement(), {"pose": core.poses()[0].copy()}
+
+    def sync_placement(self) -> np.ndarray:
+        """Move the obstacle bodies and the goal marker to where the core has them, and return
+        the observation (a fresh ray test). Called by ``reset`` and by code that edits the
+        freshly reset core's goal or obstacles (the shifts' reset hooks,
+        :class:`rndx.envs.shifts.ShiftWrapper`); the robot's pose is not moved."""
+        self._check_open()
         self._move_obstacles()
         self._move_goal()
-        obs = self._observe()
-        return obs, {"pose": core.poses()[0].copy()}
+        return self._observe()
 
     def step(self, action):
         self._check_open()
