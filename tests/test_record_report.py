@@ -268,3 +268,16 @@ def test_bad_record_values_fail_before_any_rollout(
     with pytest.raises(ValueError, match=message):
         record_run(runs[0], episodes=1, out_dir=tmp_path, **kwargs)
     assert not any(tmp_path.iterdir())
+
+
+def test_bullet_agv_runs_get_the_novelty_map_and_visit_counts(tmp_path: Path) -> None:
+    """The PyBullet AGV has the 2D env's core and world: RND on its pose is drawn over the
+    same floor, and its training poses are counted (env 0's core gives the layout)."""
+    pytest.importorskip("pybullet")
+    run = _tiny_run(
+        tmp_path, 0, "env=bullet_agv_warehouse", "agent=ppo_rnd", "video.enabled=false"
+    )
+    assert (run / "novelty_map.png").stat().st_size > 10_000
+    counts = np.load(run / "visitation.npz")["counts"]
+    assert counts.sum() == 128
+    assert counts.shape == (12 * 4, 18 * 4)  # the small layout, 4 cells per metre

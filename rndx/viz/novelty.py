@@ -1,6 +1,6 @@
 """Where the agent found novelty: the intrinsic bonus over the warehouse floor.
 
-Two pictures of one AGV run, side by side in ``<run>/novelty_map.png``:
+Two pictures of one AGV run (2D or PyBullet), side by side in ``<run>/novelty_map.png``:
 
 * the novelty map: the trained RND/RDD module's raw bonus at every floor position (a grid of
   poses, averaged over headings), for modules that see the pose (``intrinsic_input: pose``);
@@ -25,6 +25,19 @@ VISITATION_FILE = "visitation.npz"
 NOVELTY_FILE = "novelty_map.png"
 
 
+def warehouse_core(venv: Any) -> Any:
+    """The AGV core behind an SB3 VecEnv: the batched core of the 2D AGV envs, or env 0's
+    single-vehicle core of a VecEnv of Bullet AGVs (every env shares the layout); None for
+    other envs."""
+    core = getattr(venv.unwrapped, "core", None)
+    if core is not None:
+        return core
+    try:
+        return venv.get_attr("core", indices=[0])[0]
+    except AttributeError:  # an env without a warehouse core
+        return None
+
+
 class VisitationCounter(BaseCallback):
     """Count training poses (``info["pose"]``) on a grid of ``cells_per_m`` cells per metre.
 
@@ -39,7 +52,7 @@ class VisitationCounter(BaseCallback):
         self.counts: np.ndarray | None = None
 
     def _on_training_start(self) -> None:
-        core = getattr(self.training_env.unwrapped, "core", None)
+        core = warehouse_core(self.training_env)
         if core is None:
             return
         w, h = core.world.layout.size
@@ -115,13 +128,15 @@ def novelty_grid(
 
 
 def supports_novelty_map(cfg: Any) -> bool:
-    """True for runs of an AGV env whose agent has an intrinsic module on the pose."""
+    """True for runs of an AGV env (2D or PyBullet) whose agent has an intrinsic module on
+    the pose."""
     from rndx.envs import AGV_IDS
+    from rndx.envs.bullet.agv import ENV_ID as BULLET_AGV_ID
 
     agent = cfg.agent
     intrinsic = agent.get("intrinsic")
     return (
-        str(cfg.env.id) in AGV_IDS
+        (str(cfg.env.id) in AGV_IDS or str(cfg.env.id) == BULLET_AGV_ID)
         and str(agent.algo) == "intrinsic_ppo"
         and intrinsic is not None
         and intrinsic.get("intrinsic_input") in POSE_SPECS
@@ -143,7 +158,8 @@ def write_novelty_map(run_dir: str | Path, model: Any = None) -> Path:
     cfg = load_run_config(run)
     if not supports_novelty_map(cfg):
         raise ValueError(
-            f"no novelty map for {str(run)!r}: it needs an AGV env (rndx/AGV*) and agent "
+            f"no novelty map for {str(run)!r}: it needs an AGV env (rndx/AGV*, "
+            "rndx/BulletAGVWarehouse-v0) and agent "
             "algo intrinsic_ppo with intrinsic_input: pose or pose_tiles"
         )
     if model is None:
