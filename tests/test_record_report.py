@@ -274,9 +274,7 @@ def test_bullet_agv_runs_get_the_novelty_map_and_visit_counts(tmp_path: Path) ->
     """The PyBullet AGV has the 2D env's core and world: RND on its pose is drawn over the
     same floor, and its training poses are counted (env 0's core gives the layout)."""
     pytest.importorskip("pybullet")
-    run = _tiny_run(
-        tmp_path, 0, "env=bullet_agv_warehouse", "agent=ppo_rnd", "video.enabled=false"
-    )
+    run = _tiny_run(tmp_path, 0, "env=bullet_agv_warehouse", "agent=ppo_rnd", "video.enabled=false")
     assert (run / "novelty_map.png").stat().st_size > 10_000
     counts = np.load(run / "visitation.npz")["counts"]
     assert counts.sum() == 128
