@@ -173,29 +173,49 @@ class BulletAGVWarehouseEnv(gym.Env):
         )
         self.goal_marker = c.createMultiBody(0, -1, gvis, [0, 0, 0.005])
         self._others = set(self.static) | set(self.obstacles)
-        self.robot = -1
+        self.robot = -1  # loaded by the first reset
+        # Sort overlapping pairs and contact manifolds by body id every step, so the solver's
+        # order (hence its rounding) does not depend on the pairs earlier episodes made.
+        c.setPhysicsEngineParameter(deterministicOverlappingPairs=1)
 
     def _spawn_robot(self, x: float, y: float, yaw: float) -> None:
-        """A fresh robot at (x, y, yaw), standing still. Every reset loads it anew: teleporting
-        the old one keeps its solver state (contact caches, motor targets), and same seed +
-        same actions must give the same episode. The static world has no such state."""
-        c = self.client
-        if self.robot >= 0:
-            c.removeBody(self.robot)
-        self.robot = c.loadURDF(
-            str(URDF),
-            [x, y, 0.002],
-            c.getQuaternionFromEuler([0, 0, yaw]),
-            globalScaling=self.scale,
+        """The robot at (x, y, yaw), standing still, as if freshly loaded. It is loaded once
+        (every loadURDF + removeBody keeps ~11 KB in PyBullet); each reset, the first one too,
+        re-poses it the same way: base pose and velocity, joint angles and speeds, wheel
+        motors, and its contact state (re-setting each link's collision filter takes its
+        colliders out of the broadphase and back, which drops their overlapping pairs, contact
+        manifolds and warm-start impulses). With the pair order sorted (see _build), same
+        seed + same actions give bit-identical episodes whatever ran before."""
+        c, p = self.client, self.p
+        if self.robot < 0:
+            self.robot = c.loadURDF(str(URDF), [x, y, 0.002], globalScaling=self.scale)
+            n = c.getNumJoints(self.robot)
+            joints = {c.getJointInfo(self.robot, i)[1].decode(): i for i in range(n)}
+            self.wheels = [joints["left_wheel_joint"], joints["right_wheel_joint"]]
+            for j in self.wheels:
+                c.changeDynamics(self.robot, j, lateralFriction=1.0)
+            for name in ("front_caster_joint", "rear_caster_joint"):
+                c.changeDynamics(self.robot, joints[name], lateralFriction=0.0, rollingFriction=0.0)
+            (ox, oy, oz), orn = c.getDynamicsInfo(self.robot, -1)[3:5]
+            if (ox, oy) != (0.0, 0.0) or tuple(orn) != (0.0, 0.0, 0.0, 1.0):
+                raise RuntimeError(
+                    f"{URDF.name}: the base's inertial frame must sit straight above its origin"
+                )
+            # resetBasePositionAndOrientation places the inertial frame, not the link origin
+            # that loadURDF places (in Python floats: multiplyTransforms rounds to float32)
+            self._com_height = 0.002 + oz
+            self._links = list(range(-1, n))  # -1: the base
+        c.resetBasePositionAndOrientation(
+            self.robot, [x, y, self._com_height], c.getQuaternionFromEuler([0, 0, yaw])
         )
-        joints = {
-            c.getJointInfo(self.robot, i)[1].decode(): i for i in range(c.getNumJoints(self.robot))
-        }
-        self.wheels = [joints["left_wheel_joint"], joints["right_wheel_joint"]]
-        for j in self.wheels:
-            c.changeDynamics(self.robot, j, lateralFriction=1.0)
-        for name in ("front_caster_joint", "rear_caster_joint"):
-            c.changeDynamics(self.robot, joints[name], lateralFriction=0.0, rollingFriction=0.0)
+        c.resetBaseVelocity(self.robot, [0, 0, 0], [0, 0, 0])
+        for j in self._links[1:]:
+            c.resetJointState(self.robot, j, targetValue=0.0, targetVelocity=0.0)
+        c.setJointMotorControlArray(
+            self.robot, self.wheels, p.VELOCITY_CONTROL, targetVelocities=[0.0, 0.0], forces=[0, 0]
+        )
+        for link in self._links:  # group 1, mask all: what loadURDF gives a dynamic link
+            c.setCollisionFilterGroupMask(self.robot, link, 1, -1)
 
     # ------------------------------------------------------------------ gym API
     def _check_open(self) -> None:
