@@ -393,8 +393,8 @@ def main() -> None:
                 f"--threshold {args.threshold}: the monitor needs at least {need} successful "
                 "calibration rollouts (rndx.monitors.MonitorConfig.min_rollouts)"
             )
-    args.shifts = args.shifts or known_shifts(env_id)
-    for shift in args.shifts:
+    shifts = args.shifts or known_shifts(env_id)  # into args after the results rule's check
+    for shift in shifts:
         try:
             get_shift(shift, env_id)  # an unknown name fails before any training
         except ValueError as exc:
@@ -408,6 +408,7 @@ def main() -> None:
         flag="--out",
         skip=("task",),
     )
+    args.shifts = shifts
     args.policies = args.policies or task["policies"]
     torch.set_num_threads(1)
     t_start = time.perf_counter()

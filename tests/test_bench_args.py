@@ -327,6 +327,24 @@ def test_monitor_keeps_the_committed_results(tmp_path, monkeypatch, capsys) -> N
     assert "monitor.md exists" in err and "--episodes 2" in err
 
 
+@pytest.mark.parametrize("task", ["agv", "bullet"])
+def test_monitor_with_the_default_settings_may_rewrite_its_results(
+    task, tmp_path, monkeypatch
+) -> None:
+    """The default shift list (filled in from the task's suite) is not a changed setting."""
+    monitor = pytest.importorskip("benchmarks.monitor")
+    monkeypatch.setattr(monitor, "RESULTS", tmp_path)
+    (tmp_path / f"{monitor.TASKS[task]['results']}.md").write_text("")
+
+    def stop(*a, **k):
+        raise RuntimeError("past the results rule")
+
+    monkeypatch.setattr(monitor, "ensure_runs", stop)
+    monkeypatch.setattr(sys, "argv", ["monitor.py", "--task", task])
+    with pytest.raises(RuntimeError, match="past the results rule"):
+        monitor.main()
+
+
 def test_calibration_gives_up_on_a_policy_that_never_succeeds(monkeypatch) -> None:
     import rndx.monitors.rollouts
 
