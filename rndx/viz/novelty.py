@@ -32,10 +32,9 @@ def warehouse_core(venv: Any) -> Any:
     core = getattr(venv.unwrapped, "core", None)
     if core is not None:
         return core
-    try:
-        return venv.get_attr("core", indices=[0])[0]
-    except AttributeError:  # an env without a warehouse core
+    if not venv.has_attr("core"):  # (asks first: a SubprocVecEnv's worker dies on a miss)
         return None
+    return venv.get_attr("core", indices=[0])[0]
 
 
 class VisitationCounter(BaseCallback):
