@@ -137,6 +137,22 @@ class GridMap:
         return np.stack([(c + 0.5) * self.res, (r + 0.5) * self.res], axis=-1)
 
 
+def planned_route(grid: GridMap, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cell centres (k, 2) of the planner's cheapest path from point ``a`` to point ``b``
+    (both snapped to their nearest free cell), ``a`` and ``b`` included; the straight segment
+    sampled every grid cell when ``b`` cannot be reached from ``a``."""
+    src, dst = (int(grid.nearest_free[grid.cell_of(np.reshape(p, (1, 2)))[0]]) for p in (a, b))
+    _, pred = dijkstra(grid.graph, directed=True, indices=dst, return_predecessors=True)
+    cells, c = [src], src
+    while c != dst and pred[c] >= 0:
+        c = int(pred[c])
+        cells.append(c)
+    if c != dst:
+        k = max(int(np.hypot(*(np.subtract(b, a))) / grid.res), 1) + 1
+        return np.asarray(a) + np.linspace(0.0, 1.0, k)[:, None] * np.subtract(b, a)
+    return np.vstack([np.reshape(a, (1, 2)), grid.centre(np.array(cells)), np.reshape(b, (1, 2))])
+
+
 @dataclass
 class Field:
     """The plan towards one goal cell: ``jump[c]`` is the cell ``steps`` moves further along

@@ -19,7 +19,7 @@ Failure-inducing shifts: ``unseen_layout`` (a procedurally generated warehouse),
 (pedestrians crossing the aisles), ``lidar_noise`` (range noise and beam dropout),
 ``actuator_loss`` (motors deliver a fraction of the commanded speed), ``slippery_floor``
 (low traction: acceleration limits cut to a fraction). Benign shifts, for false alarms:
-``clutter_far`` (static clutter far from the start-goal line), ``goal_shift`` (the goal
+``clutter_far`` (static clutter far from the route the expert plans), ``goal_shift`` (the goal
 moved by up to 0.4 m), and ``nominal`` (no shift: held-out in-distribution rollouts).
 """
 
@@ -52,32 +52,61 @@ class Shift:
 _CLUTTER = 3  # static clutter items (pedestrian discs frozen in place)
 
 
+_GRIDS: dict[int, tuple[Any, Any]] = {}  # id(world) -> (world, the planner's GridMap)
+
+
+def _route(core: Any, i: int) -> np.ndarray:
+    """Points (k, 2) along the scripted expert's planned route of vehicle i's task: start ->
+    goal, and for ``pick_drop`` on to the drop station (the core's ``final_goal``)."""
+    from rndx.envs.experts import GridMap, planned_route
+
+    hit = _GRIDS.get(id(core.world))
+    if hit is None or hit[0] is not core.world:
+        if len(_GRIDS) >= 8:
+            _GRIDS.pop(next(iter(_GRIDS)))
+        hit = _GRIDS[id(core.world)] = (core.world, GridMap.build(core, 0.1, 0.15))
+    legs = [(core.pos[i], core.goal[i])]
+    if core.cfg.task == "pick_drop":
+        legs.append((core.goal[i], core.final_goal[i]))
+    return np.vstack([planned_route(hit[1], a, b) for a, b in legs])
+
+
 def _clutter_far(core: Any, i: int, rng: np.random.Generator) -> None:
-    """Freeze the obstacle discs at free points >= 3 m from the start, the goal and the
-    straight line between them (fallback: the farthest candidates)."""
-    lay = core.world.layout
-    free = lay.cells(".SGPD")
-    start, goal = core.pos[i], core.goal[i]
-    d = goal - start
-    t = np.clip(((free - start) @ d) / max(float(d @ d), 1e-9), 0.0, 1.0)
-    dist_line = np.hypot(*(free - (start + t[:, None] * d)).T)
-    clear = core.world.clearance(free) >= core.cfg.pedestrian_radius + 0.1
-    ok = np.flatnonzero((dist_line >= 3.0) & clear)
+    """Freeze the obstacle discs at free points >= 3 m from the route the scripted expert
+    plans for the task (start -> goal; for ``pick_drop`` start -> pick -> drop), start and
+    goal included, where a vehicle can still pass between disc and wall (fallback: the
+    farthest such points, then any)."""
+    free = core.world.layout.cells(".SGPD")
+    route = _route(core, i)
+    dist = np.min(np.hypot(*(free[:, None, :] - route[None, :, :]).transpose(2, 0, 1)), axis=1)
+    # room to pass: a vehicle fits between the disc and the nearest wall or shelf, so no
+    # clutter closes an aisle the expert might take instead of the planned one
+    cfg = core.cfg
+    clear = core.world.clearance(free) >= cfg.pedestrian_radius + 2 * cfg.radius + 0.15
+    ok = np.flatnonzero((dist >= 3.0) & clear)
     if len(ok) < core.m:
-        ok = np.argsort(-np.where(clear, dist_line, -1.0))[: max(core.m, 1)]
+        ok = np.argsort(-np.where(clear, dist, -1.0))[: max(core.m, 1)]
     pick = rng.choice(ok, size=core.m, replace=len(ok) < core.m)
     xy = free[pick] + rng.uniform(-0.2, 0.2, size=(core.m, 2))
     core.place(i, {"obstacles": xy})
 
 
 def _goal_shift(core: Any, i: int, rng: np.random.Generator, radius: float = 0.4) -> None:
-    """Move the goal by up to ``radius`` metres in a random direction, to a point that keeps
-    the vehicle's clearance (else leave it)."""
+    """Move the goal by 0.2-0.4 m (up to ``radius``) in a random direction, to a point that
+    keeps the vehicle's clearance (else leave it). A moving goal's whole path moves by the
+    same offset (the goal starts at its first end); for ``pick_drop`` the pick station moves
+    and the drop station stays."""
+    moving = core.cfg.goal_speed > 0
     for _ in range(20):
         ang, r = rng.uniform(-np.pi, np.pi), rng.uniform(0.5, 1.0) * radius
-        g = core.goal[i] + r * np.array([np.cos(ang), np.sin(ang)])
-        if core.world.clearance(g[None])[0] >= core.cfg.radius + 0.15:
-            core.place(i, {"goal": g})
+        off = r * np.array([np.cos(ang), np.sin(ang)])
+        if moving:
+            path = np.stack([core.goal_p0[i], core.goal_p1[i]]) + off
+            pts = path[0] + np.linspace(0.0, 1.0, 50)[:, None] * (path[1] - path[0])
+        else:
+            pts = (core.goal[i] + off)[None]
+        if np.all(core.world.clearance(pts) >= core.cfg.radius + 0.15):
+            core.place(i, {"goal_path": path} if moving else {"goal": pts[0]})
             return
 
 
@@ -117,7 +146,7 @@ AGV_SHIFTS: dict[str, Shift] = {
         ),
         Shift(
             "clutter_far",
-            f"{_CLUTTER} static clutter items >= 3 m from the start-goal line",
+            f"{_CLUTTER} static clutter items >= 3 m from the planned route",
             True,
             lambda seed: {"n_pedestrians": _CLUTTER, "n_agvs": 0},
             _clutter_far,
@@ -212,7 +241,9 @@ class ShiftWrapper(gym.Wrapper):
     on a single env whose options the caller already shifted, e.g. with
     :func:`make_shifted_env`. Only AGV shifts have hooks; for the others this passes through.
     The observation returned by ``reset`` is taken after the hook, so it shows the shifted
-    goal / clutter."""
+    goal / clutter. The hook runs after the caller's reset options and wins over them:
+    ``goal_shift`` moves a placed goal (or goal path) once more, ``clutter_far`` replaces
+    placed obstacles."""
 
     def __init__(self, env: gym.Env, name: str, env_id: str | None = None) -> None:
         super().__init__(env)

@@ -127,9 +127,14 @@ def format_table(results: list[dict[str, Any]]) -> str:
                 f"| {res['shift']} | {res['success_rate']:.2f} | {name} | {f(m['tpr'])} | "
                 f"{f(m['tnr'])} | {f(m['accuracy'])} | {f(m['dt'])} | {f(m['twa'])} |"
             )
+
+    def mean(values: list) -> float:  # n/a where no shift has the figure (no failures)
+        finite = [v for v in values if v is not None and np.isfinite(v)]
+        return float(np.mean(finite)) if finite else np.nan
+
     for name in METHODS:
         vals = {
-            k: np.nanmean([r["methods"][name][k] for r in results]) if results else np.nan
+            k: mean([r["methods"][name][k] for r in results])
             for k in ("tpr", "tnr", "accuracy", "dt", "twa")
         }
         lines.append(

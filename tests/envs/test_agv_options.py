@@ -134,7 +134,10 @@ RADIUS_CLEAR = f"{FREE} with the vehicle's 0.3 m radius clear"
         ({"goal_path": ((15.5, 2.5), (25.0, 2.5))}, r"has the point \(18.0\d, 2.50\) off the"),
         ({"goal_path": (15.5, 2.5)}, r"goal_path=\(15.5, 2.5\) must be \(\(x0, y0\), \(x1, y1\)\)"),
         ({"obstacles": [(10.0, 6.0)]}, r"obstacles=\[\(10.0, 6.0\)\] must be 0 \(x, y\)"),
-        ({"goall": (15.5, 2.5)}, r"unknown reset option\(s\) \['goall'\]; allowed: \['goal', "),
+        (
+            {"goall": (15.5, 2.5)},
+            r"unknown reset option\(s\) \['goall'\]; allowed: \['drop', 'goal', ",
+        ),
     ],
 )
 def test_bad_reset_options_name_option_value_and_what_is_allowed(options, message) -> None:

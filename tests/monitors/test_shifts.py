@@ -60,11 +60,18 @@ def test_goal_shift_moves_the_goal_a_little_and_clutter_stays_far():
     core.seed(list(range(20)))
     core.reset_envs(np.arange(20))
     apply_reset_hook("clutter_far", core, np.arange(20), core.rngs)
+    from rndx.envs.shifts import _route
+
+    far = []
     for i in range(20):
-        d = core.goal[i] - core.pos[i]
-        for p in core.obs_pos[i]:
-            t = np.clip((p - core.pos[i]) @ d / (d @ d), 0, 1)
-            assert np.hypot(*(p - core.pos[i] - t * d)) >= 2.5
+        route = _route(core, i)  # the expert's planned path, start and goal included
+        # a free cell >= 3 m away, jittered by up to 0.2 m per axis; on the small layout only
+        # 16 cells leave room to pass, so some episodes take the farthest of those instead
+        far += [np.min(np.hypot(*(route - p).T)) >= 2.5 for p in core.obs_pos[i]]
+        # a vehicle fits between each disc and the nearest wall or shelf (jitter aside)
+        room = core.world.clearance(core.obs_pos[i]) - core.cfg.pedestrian_radius
+        assert np.all(room >= 2 * core.cfg.radius + 0.15 - 0.3)
+    assert np.mean(far) >= 0.8
     assert np.all(core.obs_speed == 0)  # static clutter
 
 
@@ -89,3 +96,81 @@ def test_rollouts_are_labelled_by_the_env():
     np.testing.assert_array_equal(idle[2].obs, again[2].obs)  # seeded
     with pytest.raises(ValueError, match="unknown env id"):
         run_rollouts(Still(), "NoSuchEnv-v9", 1)
+
+
+def _expert_wins(env_id: str, shift: str, episodes: int, **kwargs) -> float:
+    from rndx.envs.experts import expert_actions
+
+    env = make_shifted_env(env_id, shift, seed=0, **kwargs)
+    wins = []
+    for ep in range(episodes):
+        env.reset(seed=1000 + ep)
+        term = trunc = False
+        while not (term or trunc):
+            _, _, term, trunc, info = env.step(expert_actions(env))
+        wins.append(bool(info["is_success"]))
+    env.close()
+    return float(np.mean(wins))
+
+
+def test_benign_shifts_stay_benign_for_pick_and_drop():
+    """goal_shift moves the pick station only (it used to put the drop station onto it, so an
+    episode 'succeeded' at the pick); clutter_far keeps off both legs of the route and out of
+    the aisles (it blocked the pick -> drop leg: the expert timed out)."""
+    pd = "rndx/AGVPickDrop-v0"
+    env = make_shifted_env(pd, "goal_shift", seed=0)
+    ref = make_shifted_env(pd, "nominal", seed=0)
+    for seed in range(5):
+        env.reset(seed=seed)
+        ref.reset(seed=seed)
+        a, b = env.unwrapped.core, ref.unwrapped.core
+        np.testing.assert_array_equal(a.final_goal, b.final_goal)  # the drop station stays
+        assert np.hypot(*(a.goal[0] - b.goal[0])) <= 0.4 + 1e-9
+    assert _expert_wins(pd, "goal_shift", 6) == 1.0
+    assert _expert_wins(pd, "clutter_far", 8) == 1.0  # 40 of 40 measured (seeds 1000-1039)
+
+
+def test_goal_shift_moves_a_moving_goals_whole_path():
+    """With goal_speed > 0 the path moves by one 0.2-0.4 m offset (a placed goal used to get a
+    new lane path, moving the goal up to 1.7 m and dropping a caller's goal_path)."""
+    kw = {"goal_speed": 0.5}
+    path = ((15.5, 2.5), (15.5, 9.5))
+    env = make_shifted_env(ENV, "goal_shift", seed=0, **kw)
+    for seed in range(8):
+        env.reset(seed=seed, options={"goal_path": path})
+        core = env.unwrapped.core
+        d0, d1 = core.goal_p0[0] - path[0], core.goal_p1[0] - path[1]
+        np.testing.assert_allclose(d0, d1, atol=1e-9)  # one offset for the whole path
+        assert np.hypot(*d0) <= 0.4 + 1e-9
+        np.testing.assert_allclose(core.goal[0], core.goal_p0[0])
+
+
+def test_pick_drop_goal_and_drop_options():
+    from rndx.envs.agv.core import AGVConfig, AGVCore
+
+    core = AGVCore(1, AGVConfig(task="pick_drop", layout="pick_drop"))
+    core.seed([0])
+    core.reset_envs(np.arange(1))
+    drop = core.final_goal[0].copy()
+    core.place(0, {"goal": (18.5, 8.5)})
+    np.testing.assert_array_equal(core.final_goal[0], drop)  # the goal is the pick station
+    core.place(0, {"drop": (2.5, 2.5)})
+    np.testing.assert_array_equal(core.final_goal[0], (2.5, 2.5))
+    reach = AGVCore(1, AGVConfig())
+    with pytest.raises(ValueError, match="drop=.*task='pick_drop' only"):
+        reach.place(0, {"drop": (2.5, 2.5)})
+
+
+def test_the_table_of_shifts_without_failures_says_n_a_without_a_warning():
+    import warnings
+
+    from rndx.monitors.evaluation import METHODS, format_table
+
+    nan = float("nan")
+    no_failures = {"tpr": nan, "tnr": 0.75, "accuracy": nan, "dt": nan, "twa": nan}
+    results = [{"shift": "goal_shift", "success_rate": 1.0, "methods": {}}]
+    results[0]["methods"] = {name: dict(no_failures) for name in METHODS}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's 'Mean of empty slice' was printed here
+        table = format_table(results)
+    assert "| **mean** | | OR | n/a | 0.75 | n/a | n/a | n/a |" in table

@@ -28,7 +28,7 @@ AGV_LANE_OFFSET = 0.5  # metres from the aisle's centre line to an obstacle AGV'
 START_MARGIN = 0.15  # metres of free space around a sampled start or goal beyond the radius
 REWARDS = ("sparse", "dense")
 # everything reset(options=...) accepts (AGVCore.place)
-PLACE_OPTIONS = ("start", "goal", "goal_path", "obstacles")
+PLACE_OPTIONS = ("start", "goal", "goal_path", "obstacles", "drop")
 COLLISIONS = ("terminate", "stop")
 # AGVConfig's float fields by allowed range; lidar_dropout is in [0, 1)
 POSITIVE = (
@@ -313,7 +313,12 @@ class AGVCore:
                 a = _option_array(name, value, (3,), "(x, y, heading): 3 finite numbers")
                 rule = f" with the vehicle's {cfg.radius:g} m radius clear"
                 self._check_free(name, value, a[None, :2], cfg.radius, rule)
-            elif name == "goal":
+            elif name in ("goal", "drop"):
+                if name == "drop" and cfg.task != "pick_drop":
+                    raise ValueError(
+                        f"drop={_show(value)}: the drop station is an option of "
+                        f"task='pick_drop' only, this env's task is {cfg.task!r}"
+                    )
                 a = _option_array(name, value, (2,), "(x, y): 2 finite numbers")
                 self._check_free(name, value, a[None], goal_gap, goal_rule)
             elif name == "goal_path":
@@ -354,9 +359,11 @@ class AGVCore:
                 )
 
     def place(self, i: int, options: dict[str, Any]) -> None:
-        """Override vehicle i's sampled reset state: ``start`` (x, y, heading), ``goal`` (x, y),
-        ``obstacles`` ((m, 2) fixed obstacle positions, frozen in place), ``goal_path``
-        ((2, 2) end points: the goal starts at the first and ping-pongs at ``goal_speed``).
+        """Override vehicle i's sampled reset state: ``start`` (x, y, heading), ``goal`` (x, y)
+        (for ``pick_drop`` the pick station), ``drop`` (x, y) (``pick_drop`` only: the drop
+        station), ``obstacles`` ((m, 2) fixed obstacle positions, frozen in place),
+        ``goal_path`` ((2, 2) end points: the goal starts at the first and ping-pongs at
+        ``goal_speed``).
         A placed ``goal`` of a moving-goal env gets a new aisle path through it. Used by
         tests, experts and distribution shifts. Every option is checked first
         (:meth:`check_options`)."""
@@ -368,12 +375,16 @@ class AGVCore:
         if "start" in opts:
             x, y, th = opts["start"]
             self.pos[i], self.theta[i] = (x, y), th
-        if "goal" in opts:
-            self.goal[i] = self.final_goal[i] = opts["goal"]
+        if "goal" in opts:  # pick_drop: the goal is the pick station; the drop stays
+            self.goal[i] = opts["goal"]
+            if self.cfg.task != "pick_drop":
+                self.final_goal[i] = opts["goal"]
             if self.cfg.goal_speed > 0 and "goal_path" not in opts:
                 self._goal_path(i, self._lane_path(self.goal[i], self.rngs[i]))
         if "goal_path" in opts:
             self._goal_path(i, opts["goal_path"])
+        if "drop" in opts:
+            self.final_goal[i] = opts["drop"]
         if "obstacles" in opts:
             xy = opts["obstacles"]
             self.obs_p0[i] = self.obs_p1[i] = xy

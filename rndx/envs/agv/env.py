@@ -62,7 +62,8 @@ class AGVWarehouseEnv(gym.Env):
     ## Starting State
     Position uniform in a random 'S' cell (keeping clearance), heading uniform; the goal at
     least ``min_goal_distance`` away. ``reset(options={"start": (x, y, heading),
-    "goal": (x, y)})`` places them exactly; ``"goal_path": ((x0, y0), (x1, y1))`` sets a
+    "goal": (x, y)})`` places them exactly (for ``pick_drop`` ``goal`` is the pick station and
+    ``"drop": (x, y)`` the drop station); ``"goal_path": ((x0, y0), (x1, y1))`` sets a
     moving goal's path and ``"obstacles"`` (one (x, y) per AGV and pedestrian) freezes the
     moving obstacles there. They are checked like actions: an unknown key, a wrong length,
     NaN or inf, a point off the floor or inside a wall or shelf, a start without the vehicle's
