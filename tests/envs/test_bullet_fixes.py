@@ -107,3 +107,30 @@ def test_resets_do_not_grow_memory() -> None:
     grown = resident_kb() - before
     env.close()
     assert grown < 4000, f"{grown} KB more after 2000 resets"
+
+
+def test_making_an_env_prints_nothing(capfd: pytest.CaptureFixture) -> None:
+    """pybullet_utils' BulletClient connects with an options string, and PyBullet then prints
+    'argv[0]=' per env: 400 lines in one monitor evaluation of 50-env batches."""
+    import pybullet  # noqa: F401  (its one-time 'build time' banner is not ours)
+
+    capfd.readouterr()
+    for _ in range(2):
+        env = gym.make(BULLET)
+        env.reset(seed=0)
+        env.close()
+    out, err = capfd.readouterr()
+    assert "argv" not in out + err
+
+
+def test_an_env_dropped_without_close_frees_its_physics_server() -> None:
+    import gc
+
+    import pybullet
+
+    env = gym.make(BULLET).unwrapped
+    server = env.client._id
+    assert pybullet.isConnected(physicsClientId=server)
+    del env
+    gc.collect()
+    assert not pybullet.isConnected(physicsClientId=server)

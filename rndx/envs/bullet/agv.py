@@ -11,7 +11,10 @@ agent or config moves between the two envs unchanged.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import math
+import os
 from numbers import Real
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,32 @@ WALL_RGBA = (0.24, 0.24, 0.26, 1.0)
 SHELF_RGBA = (0.64, 0.47, 0.28, 1.0)
 GOAL_RGBA = (0.16, 0.67, 0.24, 0.8)
 AGV_RGBA, PEDESTRIAN_RGBA = (0.94, 0.59, 0.12, 1.0), (0.59, 0.24, 0.67, 1.0)
+
+
+class DirectClient:
+    """PyBullet's functions bound to one new ``p.DIRECT`` physics server, as
+    ``pybullet_utils.bullet_client.BulletClient`` binds them; that class connects with an
+    options string, which makes PyBullet print ``argv[0]=`` for every env made."""
+
+    def __init__(self, p: Any) -> None:
+        self._p, self._pid = p, os.getpid()
+        self._id = p.connect(p.DIRECT)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._p, name)
+        return (
+            functools.partial(attr, physicsClientId=self._id) if inspect.isbuiltin(attr) else attr
+        )
+
+    def disconnect(self) -> None:
+        if self._id >= 0:
+            self._p.disconnect(physicsClientId=self._id)
+            self._id = -1
+
+    def __del__(self) -> None:  # an env never closed: free its server (not a fork's copy)
+        if getattr(self, "_id", -1) >= 0 and self._pid == os.getpid():
+            with contextlib.suppress(Exception):
+                self.disconnect()
 
 
 class BulletAGVWarehouseEnv(gym.Env):
@@ -95,8 +124,6 @@ class BulletAGVWarehouseEnv(gym.Env):
         width = whole_number("width", width, 1, maximum=MAX_FRAME)
         height = whole_number("height", height, 1, maximum=MAX_FRAME)
         self.p = require("pybullet", ENV_ID)
-        from pybullet_utils import bullet_client
-
         self.render_mode = render_mode
         self.width, self.height = int(width), int(height)
         self.config = AGVConfig.from_kwargs(**kwargs)
@@ -127,7 +154,7 @@ class BulletAGVWarehouseEnv(gym.Env):
 
         self.substeps = max(int(round(cfg.dt / time_step)), 1)
         self.scale = cfg.radius / URDF_RADIUS
-        self.client = bullet_client.BulletClient(connection_mode=self.p.DIRECT)
+        self.client = DirectClient(self.p)
         self._build()
         self._cmd = np.zeros(2)  # rate-limited (v, w) commands
         nb = cfg.n_beams
