@@ -373,3 +373,19 @@ def expert_actions(env: Any) -> np.ndarray:
     if core.steps[0] == 0:
         expert.reset(0)
     return expert.act()[0]
+
+
+def expert_success_rate(env: Any, episodes: int, seed: int = 1000) -> float:
+    """Share of ``episodes`` episodes (reset seeds ``seed``, ``seed + 1``, ...) that the
+    scripted expert ends in success on the single AGV env ``env`` (2D or PyBullet, wrapped
+    or not, e.g. by :func:`rndx.envs.shifts.make_shifted_env`): the reference an env or a
+    shift is checked against."""
+    wins = []
+    for ep in range(episodes):
+        env.reset(seed=seed + ep)
+        term = trunc = False
+        info: dict[str, Any] = {}
+        while not (term or trunc):
+            _, _, term, trunc, info = env.step(expert_actions(env))
+        wins.append(bool(info.get("is_success", False)))
+    return float(np.mean(wins))

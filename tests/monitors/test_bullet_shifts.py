@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rndx.envs.experts import expert_actions
+from rndx.envs.experts import expert_success_rate
 from rndx.envs.shifts import AGV_SHIFTS, known_shifts, make_shifted_env
 from rndx.monitors.rollouts import run_rollouts
 
@@ -71,15 +71,9 @@ def test_reset_hooks_move_the_bodies_and_the_observation_sees_them() -> None:
 
 def _expert_success(name: str, episodes: int) -> float:
     env = make_shifted_env(BULLET, name, seed=0)
-    wins = []
-    for ep in range(episodes):
-        env.reset(seed=1000 + ep)
-        term = trunc = False
-        while not (term or trunc):
-            _, _, term, trunc, info = env.step(expert_actions(env))
-        wins.append(bool(info["is_success"]))
+    rate = expert_success_rate(env, episodes)
     env.close()
-    return float(np.mean(wins))
+    return rate
 
 
 def test_the_crowd_defeats_the_expert_that_solves_nominal_bullet() -> None:

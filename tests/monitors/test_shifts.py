@@ -99,18 +99,12 @@ def test_rollouts_are_labelled_by_the_env():
 
 
 def _expert_wins(env_id: str, shift: str, episodes: int, **kwargs) -> float:
-    from rndx.envs.experts import expert_actions
+    from rndx.envs.experts import expert_success_rate
 
     env = make_shifted_env(env_id, shift, seed=0, **kwargs)
-    wins = []
-    for ep in range(episodes):
-        env.reset(seed=1000 + ep)
-        term = trunc = False
-        while not (term or trunc):
-            _, _, term, trunc, info = env.step(expert_actions(env))
-        wins.append(bool(info["is_success"]))
+    rate = expert_success_rate(env, episodes)
     env.close()
-    return float(np.mean(wins))
+    return rate
 
 
 def test_benign_shifts_stay_benign_for_pick_and_drop():
