@@ -48,6 +48,10 @@ from rndx.envs.agv.core import AGVCore
 
 # 8-connected moves (d_row, d_col); rows are y, columns are x
 _MOVES = ((0, 1), (1, 0), (1, 1), (1, -1))  # half of them: the graph is symmetric
+# (id(world), vehicle radius, resolution, margin) -> (world, its GridMap); see GridMap.cached
+_GRIDS: OrderedDict[tuple, tuple[Any, GridMap]] = OrderedDict()
+_MAX_GRIDS = 8
+PLAN_RESOLUTION, PLAN_MARGIN = 0.1, 0.15  # the expert's planning grid: cell size, inflation (m)
 
 
 def _wrap(a: np.ndarray) -> np.ndarray:
@@ -125,6 +129,20 @@ class GridMap:
         graph = sp.csr_matrix((np.r_[w, w], (np.r_[s, d], np.r_[d, s])), shape=(n, n))
         return cls(res, rows, cols, clearance, free, nearest_free, graph)
 
+    @classmethod
+    def cached(
+        cls, core: AGVCore, resolution: float = PLAN_RESOLUTION, margin: float = PLAN_MARGIN
+    ) -> GridMap:
+        """:meth:`build`, once per world, vehicle radius and setting (the grid is read only;
+        the last few are kept): every expert and shift hook on one layout shares it."""
+        key = (id(core.world), core.cfg.radius, float(resolution), float(margin))
+        hit = _GRIDS.get(key)
+        if hit is None or hit[0] is not core.world:
+            if len(_GRIDS) >= _MAX_GRIDS:
+                _GRIDS.popitem(last=False)
+            hit = _GRIDS[key] = (core.world, cls.build(core, resolution, margin))
+        return hit[1]
+
     def cell_of(self, xy: np.ndarray) -> np.ndarray:
         """Flat cell index of points (n, 2), clipped into the grid."""
         c = np.clip((xy[:, 0] / self.res).astype(np.int64), 0, self.cols - 1)
@@ -184,8 +202,8 @@ class AGVExpert:
     def __init__(
         self,
         core: AGVCore,
-        resolution: float = 0.1,
-        margin: float = 0.15,
+        resolution: float = PLAN_RESOLUTION,
+        margin: float = PLAN_MARGIN,
         lookahead: float = 1.2,
         turn_in_place: float = np.deg2rad(60.0),
         stop_distance: float = 1.2,
@@ -196,7 +214,7 @@ class AGVExpert:
         self.cfg = core.cfg
         self.resolution = float(resolution)
         self.margin = float(margin)
-        self.grid = GridMap.build(core, self.resolution, self.margin)
+        self.grid = GridMap.cached(core, self.resolution, self.margin)
         self.steps = max(int(round(lookahead / self.resolution)), 1)
         self.turn_in_place = float(turn_in_place)
         self.stop_distance = float(stop_distance)

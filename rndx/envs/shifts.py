@@ -52,23 +52,16 @@ class Shift:
 _CLUTTER = 3  # static clutter items (pedestrian discs frozen in place)
 
 
-_GRIDS: dict[int, tuple[Any, Any]] = {}  # id(world) -> (world, the planner's GridMap)
-
-
 def _route(core: Any, i: int) -> np.ndarray:
     """Points (k, 2) along the scripted expert's planned route of vehicle i's task: start ->
     goal, and for ``pick_drop`` on to the drop station (the core's ``final_goal``)."""
     from rndx.envs.experts import GridMap, planned_route
 
-    hit = _GRIDS.get(id(core.world))
-    if hit is None or hit[0] is not core.world:
-        if len(_GRIDS) >= 8:
-            _GRIDS.pop(next(iter(_GRIDS)))
-        hit = _GRIDS[id(core.world)] = (core.world, GridMap.build(core, 0.1, 0.15))
+    grid = GridMap.cached(core)  # the expert's default planning grid
     legs = [(core.pos[i], core.goal[i])]
     if core.cfg.task == "pick_drop":
         legs.append((core.goal[i], core.final_goal[i]))
-    return np.vstack([planned_route(hit[1], a, b) for a, b in legs])
+    return np.vstack([planned_route(grid, a, b) for a, b in legs])
 
 
 def _clutter_far(core: Any, i: int, rng: np.random.Generator) -> None:
@@ -268,13 +261,11 @@ def make_shifted_env(env_id: str, name: str, seed: int = 0, **kwargs: Any) -> gy
 
 
 def _register_builtin() -> None:
-    from rndx.envs import AGV_IDS
-    from rndx.envs.bullet.agv import ENV_ID as BULLET_AGV_ID  # imports no PyBullet
+    from rndx.envs import WAREHOUSE_IDS
     from rndx.envs.mujoco.push import ENV_ID as PUSH_ID
 
-    register_shifts("agv", AGV_IDS, AGV_SHIFTS)
-    # the Bullet AGV takes the same AGVConfig options and has the same core: the same suite
-    register_shifts("bullet_agv", [BULLET_AGV_ID], AGV_SHIFTS)
+    # the 2D and the PyBullet AGV take the same AGVConfig options over the same core
+    register_shifts("agv", WAREHOUSE_IDS, AGV_SHIFTS)
     register_shifts("mujoco_push", [PUSH_ID], _push_shifts())
 
 
