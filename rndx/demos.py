@@ -144,8 +144,7 @@ def record(
     :raises ValueError: if ``episodes < 1`` or the expert is asked for an env it cannot
         drive (the AGV envs, the Bullet AGV and rndx/MujocoPush-v0 have scripted experts).
     """
-    from rndx.envs import AGV_IDS, make_sb3_vec_env
-    from rndx.envs.bullet.agv import ENV_ID as BULLET_AGV_ID  # imports no PyBullet
+    from rndx.envs import AGV_IDS, BULLET_AGV_ID, make_sb3_vec_env
     from rndx.evaluate import _episode_quotas
 
     if episodes < 1:

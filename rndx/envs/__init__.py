@@ -20,10 +20,16 @@ AGV_IDS = {
 
 # Robot tasks with contact physics: id -> (entry point, max_episode_steps). The engine is
 # imported when an env is built, with a DependencyNotInstalled error if it is missing.
+BULLET_AGV_ID = "rndx/BulletAGVWarehouse-v0"
 ROBOT_IDS = {
-    "rndx/BulletAGVWarehouse-v0": ("rndx.envs.bullet.agv:BulletAGVWarehouseEnv", 500),
+    BULLET_AGV_ID: ("rndx.envs.bullet.agv:BulletAGVWarehouseEnv", 500),
     "rndx/MujocoPush-v0": ("rndx.envs.mujoco.push:MujocoPushEnv", 200),
 }
+
+
+# the warehouse envs: an AGVCore behind each (batched in 2D, one vehicle in PyBullet), so the
+# AGV shift suite, the scripted expert's planner and the novelty map apply to all of them
+WAREHOUSE_IDS = (*AGV_IDS, BULLET_AGV_ID)
 
 
 def register_envs() -> None:

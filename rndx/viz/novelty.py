@@ -129,13 +129,12 @@ def novelty_grid(
 def supports_novelty_map(cfg: Any) -> bool:
     """True for runs of an AGV env (2D or PyBullet) whose agent has an intrinsic module on
     the pose."""
-    from rndx.envs import AGV_IDS
-    from rndx.envs.bullet.agv import ENV_ID as BULLET_AGV_ID
+    from rndx.envs import WAREHOUSE_IDS
 
     agent = cfg.agent
     intrinsic = agent.get("intrinsic")
     return (
-        (str(cfg.env.id) in AGV_IDS or str(cfg.env.id) == BULLET_AGV_ID)
+        str(cfg.env.id) in WAREHOUSE_IDS
         and str(agent.algo) == "intrinsic_ppo"
         and intrinsic is not None
         and intrinsic.get("intrinsic_input") in POSE_SPECS

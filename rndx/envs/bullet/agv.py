@@ -28,7 +28,7 @@ from rndx.envs.agv.env import step_info
 from rndx.envs.deps import require
 from rndx.utils.checks import MAX_FRAME, whole_number
 
-ENV_ID = "rndx/BulletAGVWarehouse-v0"
+ENV_ID = "rndx/BulletAGVWarehouse-v0"  # rndx.envs.BULLET_AGV_ID registers it
 URDF = Path(__file__).resolve().parent / "assets" / "agv.urdf"
 URDF_RADIUS = 0.3  # chassis radius in the URDF; scaled to the config's radius
 WHEEL_RADIUS = 0.06  # in the URDF (scaled with it)
@@ -152,7 +152,7 @@ class BulletAGVWarehouseEnv(gym.Env):
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
 
-        self.substeps = max(int(round(cfg.dt / time_step)), 1)
+        self.substeps = int(round(ratio))  # >= 1, checked above
         self.scale = cfg.radius / URDF_RADIUS
         self.client = DirectClient(self.p)
         self._build()
