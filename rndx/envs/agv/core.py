@@ -19,7 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from rndx.envs.agv.geometry import cast_rays, collisions, features, goal_events, integrate
+from rndx.envs.agv.geometry import (
+    cast_rays,
+    clearance,
+    collisions,
+    features,
+    goal_events,
+    integrate,
+)
 from rndx.envs.agv.world import World, get_world
 from rndx.utils.checks import finite_number, whole_number
 
@@ -401,7 +408,8 @@ class AGVCore:
         cell = self.world.layout.cell
         centre = cells[rng.integers(len(cells))]
         p = centre + rng.uniform(-0.5, 0.5, size=2) * cell
-        if self.world.clearance(p[None])[0] < self.cfg.radius + START_MARGIN:
+        w = self.world
+        if clearance(p[None], w.boxes, w.near, cell)[0] < self.cfg.radius + START_MARGIN:
             return centre.copy()
         return p
 
@@ -488,6 +496,9 @@ class AGVCore:
         ``collision``, ``picked`` and the reward terms. Observations come from :meth:`observe`.
         """
         total, acc = self._tick(actions, None)
+        self.steps += 1
+        if self.cfg.action_repeat == 1:
+            return total, acc
         live = ~(acc["success"] | acc["collision"])  # a colliding tick ends the step either way
         for _ in range(self.cfg.action_repeat - 1):
             if not live.any():
@@ -500,7 +511,6 @@ class AGVCore:
                 else:
                     acc[key] = acc[key] + np.where(live, value, 0.0)
             live &= ~(acc["success"] | acc["collision"])
-        self.steps += 1
         return total, acc
 
     def _tick(
@@ -565,7 +575,7 @@ class AGVCore:
         """Goal bookkeeping and reward terms after a move, given each vehicle's collision flag
         (from the 2D geometry here, from contact physics in the Bullet env)."""
         cfg = self.cfg
-        ev = goal_events(
+        success, picked, terms = goal_events(
             self.pos,
             self.goal,
             self.final_goal,
@@ -580,16 +590,16 @@ class AGVCore:
             cfg.progress_coef if cfg.reward == "dense" else 0.0,
         )
         events = {
-            "success": ev[:, 0] > 0,
+            "success": success,
             "collision": collision,
-            "picked": ev[:, 1] > 0,
-            "reward_goal": ev[:, 2],
-            "reward_collision": ev[:, 3],
-            "reward_progress": ev[:, 4],
+            "picked": picked,
+            "reward_goal": terms[0],
+            "reward_collision": terms[1],
+            "reward_progress": terms[2],
         }
         if self.track_env >= 0:
             self.trail.append(self.pos[self.track_env].copy())
-        return ev[:, 5], events
+        return terms[3], events
 
     def _collides(self) -> np.ndarray:
         w = self.world
@@ -610,15 +620,18 @@ class AGVCore:
         """Exact ranges (n, beams) in metres to walls, shelves and moving obstacles of the
         vehicles ``idx`` (all when None): geometry.cast_rays on the world's candidate boxes."""
         world = self.world
-        sel = slice(None) if idx is None else idx
+        if idx is None:
+            pos, theta, obs_pos = self.pos, self.theta, self.obs_pos
+        else:
+            pos, theta, obs_pos = self.pos[idx], self.theta[idx], self.obs_pos[idx]
         return cast_rays(
-            self.pos[sel],
-            self.theta[sel],
+            pos,
+            theta,
             self.beam_offsets,
             world.boxes,
             world.candidates,
             world.layout.cell,
-            self.obs_pos[sel],
+            obs_pos,
             self.obs_radius,
             self.cfg.lidar_range,
         )
@@ -645,14 +658,12 @@ class AGVCore:
                     ranges[k][rng.random(cfg.n_beams) < cfg.lidar_dropout] = cfg.lidar_range
             ranges = np.clip(ranges, 0.0, cfg.lidar_range)
         self.ranges[sel] = ranges
+        state = (self.pos, self.theta, self.goal, self.v, self.w, self.phase)
+        if idx is not None:
+            state = tuple(a[sel] for a in state)
         obs, self.pose[sel] = features(
             ranges,
-            self.pos[sel],
-            self.theta[sel],
-            self.goal[sel],
-            self.v[sel],
-            self.w[sel],
-            self.phase[sel],
+            *state,
             cfg.lidar_range,
             self.diag,
             cfg.v_max,

@@ -143,8 +143,9 @@ class AGVWarehouseVectorEnv(_BatchedFace, VectorEnv):
 
     @staticmethod
     def _with_masks(info: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        ones = np.ones(len(info["pose"]), dtype=bool)
         for k in list(info):
-            info[f"_{k}"] = np.ones(len(info[k]), dtype=bool)
+            info[f"_{k}"] = ones.copy()
         return info
 
     def render(self) -> np.ndarray | None:

@@ -191,13 +191,15 @@ class World:
         y0, y1 = (lay.rows - 1 - r) * lay.cell, (lay.rows - r) * lay.cell
         gx = np.maximum(np.maximum(real[:, 0] - x1[..., None], 0), x0[..., None] - real[:, 2])
         gy = np.maximum(np.maximum(real[:, 1] - y1[..., None], 0), y0[..., None] - real[:, 3])
-        close = np.hypot(gx, gy) <= reach  # (rows, cols, K)
+        dist = np.hypot(gx, gy)
+        close = dist <= reach  # (rows, cols, K)
         k_max = max(int(close.sum(-1).max()), 1)
         pad_index = len(self.boxes) - 1
         out = np.full((lay.rows, lay.cols, k_max), pad_index, dtype=np.int64)
         for idx in np.ndindex(lay.rows, lay.cols):
             ids = np.nonzero(close[idx])[0]
-            out[idx][: len(ids)] = ids
+            # nearest first: a beam that hits a near box early skips the farther ones
+            out[idx][: len(ids)] = ids[np.argsort(dist[idx][ids], kind="stable")]
         return out
 
     def _lanes(self) -> np.ndarray:
