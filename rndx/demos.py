@@ -308,21 +308,43 @@ def load_demos(
 
 
 def _effective_kwargs(env_id: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``kwargs`` over the id's registered ones (and, for the AGV ids, AGVConfig's defaults),
-    JSON-normalised, so equal settings written differently compare equal."""
+    """``kwargs`` over the id's registered ones, over the defaults of its entry point's
+    keyword arguments (and, for the warehouse ids, AGVConfig's), JSON-normalised, so equal
+    settings written differently compare equal."""
     import gymnasium as gym
 
-    from rndx.envs import AGV_IDS
+    from rndx.envs import WAREHOUSE_IDS
 
     merged: dict[str, Any] = {}
-    if env_id in AGV_IDS:
+    if env_id in WAREHOUSE_IDS:  # the 2D and Bullet AGVs take AGVConfig's fields as kwargs
         from rndx.envs.agv.core import AGVConfig
 
         merged.update(AGVConfig().to_dict())
     if env_id in gym.registry:
-        merged.update(gym.spec(env_id).kwargs)
+        spec = gym.spec(env_id)
+        merged.update(_signature_defaults(spec.entry_point))
+        merged.update(spec.kwargs)
     merged.update(kwargs)
     return json.loads(json.dumps(merged, default=str))
+
+
+def _signature_defaults(entry_point: Any) -> dict[str, Any]:
+    """The keyword defaults of an env constructor (an entry point string or callable),
+    without ``render_mode``; {} where it cannot be resolved."""
+    import inspect
+
+    from gymnasium.envs.registration import load_env_creator
+
+    try:
+        creator = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+        params = inspect.signature(creator).parameters.values()
+    except Exception:  # an entry point that does not import is make()'s error, not ours
+        return {}
+    return {
+        q.name: q.default
+        for q in params
+        if q.default is not inspect.Parameter.empty and q.name != "render_mode"
+    }
 
 
 def check_env_kwargs(

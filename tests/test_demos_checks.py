@@ -63,6 +63,28 @@ def test_the_same_options_written_differently_are_no_difference(small_demos: Pat
         assert check_env_kwargs(None, {"layout": "hard"}) == {}
 
 
+def test_bullet_demos_compare_against_the_bullet_envs_defaults(tmp_path: Path) -> None:
+    """The PyBullet AGV takes AGVConfig's options and its own (time_step): unset ones count
+    as their defaults there too, so only a real difference warns."""
+    bullet = "rndx/BulletAGVWarehouse-v0"
+    demos = Demos(
+        np.zeros((2, 37), np.float32),
+        np.zeros((2, 2), np.float32),
+        np.zeros(2, np.int64),
+        np.ones(1, bool),
+        bullet,
+        {},
+        500,
+    ).save(tmp_path / "bullet.npz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_env_kwargs(demos, {"layout": "small", "time_step": 1 / 120}, bullet) == {}
+    with pytest.warns(UserWarning, match=r"lidar_noise: 0.0 recorded, 0.3 in this run"):
+        assert check_env_kwargs(demos, {"lidar_noise": 0.3}, bullet) == {"lidar_noise": (0.0, 0.3)}
+    with pytest.warns(UserWarning, match=r"time_step: 0.00833"):
+        check_env_kwargs(demos, {"time_step": 0.01}, bullet)
+
+
 @pytest.fixture
 def agv_run(tmp_path: Path) -> Path:
     """A run dir's config.yaml (the env check comes before the model is loaded)."""
