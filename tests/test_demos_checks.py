@@ -16,18 +16,23 @@ from rndx.paths import config_dir
 ENV_ID = "rndx/AGVWarehouse-v0"
 
 
-@pytest.fixture
-def small_demos(tmp_path: Path) -> Path:
-    n = 6
-    demos = Demos(
+def _blank_demos(env_id: str, env_kwargs: dict, episodes: int = 2, steps: int = 3) -> Demos:
+    """``episodes`` successful episodes of ``steps`` zero observations and actions."""
+    n = episodes * steps
+    return Demos(
         np.zeros((n, 37), np.float32),
         np.zeros((n, 2), np.float32),
-        np.repeat(np.arange(2), 3),
-        np.ones(2, bool),
-        ENV_ID,
-        {"layout": "small", "pedestrian_speed": (0.5, 1.3)},
+        np.repeat(np.arange(episodes), steps),
+        np.ones(episodes, bool),
+        env_id,
+        env_kwargs,
         500,
     )
+
+
+@pytest.fixture
+def small_demos(tmp_path: Path) -> Path:
+    demos = _blank_demos(ENV_ID, {"layout": "small", "pedestrian_speed": (0.5, 1.3)})
     return demos.save(tmp_path / "d.npz")
 
 
@@ -67,15 +72,7 @@ def test_bullet_demos_compare_against_the_bullet_envs_defaults(tmp_path: Path) -
     """The PyBullet AGV takes AGVConfig's options and its own (time_step): unset ones count
     as their defaults there too, so only a real difference warns."""
     bullet = "rndx/BulletAGVWarehouse-v0"
-    demos = Demos(
-        np.zeros((2, 37), np.float32),
-        np.zeros((2, 2), np.float32),
-        np.zeros(2, np.int64),
-        np.ones(1, bool),
-        bullet,
-        {},
-        500,
-    ).save(tmp_path / "bullet.npz")
+    demos = _blank_demos(bullet, {}).save(tmp_path / "bullet.npz")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert check_env_kwargs(demos, {"layout": "small", "time_step": 1 / 120}, bullet) == {}
