@@ -195,7 +195,7 @@ def record_run(
     """
     import gymnasium as gym
 
-    import rndx.envs  # noqa: F401  (registers the rndx ids)
+    from rndx.envs import flatten_dict_obs  # importing rndx.envs registers the rndx ids
 
     if episodes < 1:
         raise ValueError(f"episodes={episodes!r} must be >= 1")
@@ -230,6 +230,7 @@ def record_run(
     if "rgb_array" not in env.metadata.get("render_modes", []):
         env.close()
         raise NotRenderable(f"env {env_id!r} cannot render rgb_array frames; nothing to record")
+    env = flatten_dict_obs(env)  # as in training: the policy takes Dict observations flattened
     fps = float(fps if fps is not None else env.metadata.get("render_fps", 10)) / every
     horizon = int(max_steps) if max_steps is not None else None
     written = []

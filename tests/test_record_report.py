@@ -8,9 +8,11 @@ import sys
 import types
 from pathlib import Path
 
+import gymnasium as gym
 import imageio.v2 as imageio
 import numpy as np
 import pytest
+from gymnasium import spaces
 from hydra import compose, initialize_config_dir
 
 from rndx.paths import config_dir
@@ -268,6 +270,49 @@ def test_bad_record_values_fail_before_any_rollout(
     with pytest.raises(ValueError, match=message):
         record_run(runs[0], episodes=1, out_dir=tmp_path, **kwargs)
     assert not any(tmp_path.iterdir())
+
+
+class _DictPoint(gym.Env):
+    """A goal-conditioned point (Dict observations, like PointMaze) that renders frames."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(self, render_mode: str | None = None):
+        self.render_mode = render_mode
+        box = spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.observation_space = spaces.Dict({"observation": box, "desired_goal": box})
+        self.action_space = box
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        return {"observation": self.p.copy(), "desired_goal": np.zeros(2, np.float32)}
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.p = self.np_random.uniform(-0.8, 0.8, 2).astype(np.float32)
+        return self._obs(), {}
+
+    def step(self, action):
+        self.p = np.clip(self.p + 0.1 * np.asarray(action, np.float32), -1.0, 1.0)
+        success = bool(np.linalg.norm(self.p) < 0.1)
+        return self._obs(), float(success), success, False, {"is_success": success}
+
+    def render(self) -> np.ndarray:
+        frame = np.zeros((32, 32, 3), np.uint8)
+        r, c = ((1.0 - self.p[::-1]) * 15.5).astype(int)
+        frame[r, c] = 255
+        return frame
+
+
+def test_a_dict_observation_env_trains_and_records(tmp_path: Path) -> None:
+    """Training flattens Dict observations (PointMaze's kind); the end-of-training video and
+    rndx.record must flatten them too, or the policy rejects the observation."""
+    env_id = "rndx_test/DictPoint-v0"
+    if env_id not in gym.registry:
+        gym.register(env_id, entry_point=_DictPoint, max_episode_steps=20)
+    run = _tiny_run(tmp_path, 0, "env=gym", f"env.id={env_id}", "agent=ppo")
+    assert len(list((run / "videos").glob("*.mp4"))) == 1
+    written = record_run(run, episodes=1, out_dir=tmp_path / "rec", fmt="gif")
+    assert written[0]["frames"] >= 2 and Path(written[0]["path"]).is_file()
 
 
 def test_bullet_agv_runs_get_the_novelty_map_and_visit_counts(tmp_path: Path) -> None:

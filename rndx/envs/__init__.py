@@ -83,7 +83,7 @@ def make_sb3_vec_env(
         make_kwargs["max_episode_steps"] = max_episode_steps
     # make_vec_env wraps each env in SB3's Monitor already: the same episode statistics
     return make_vec_env(
-        env_id, n_envs=n_envs, seed=seed, env_kwargs=make_kwargs, wrapper_class=_flatten_dict
+        env_id, n_envs=n_envs, seed=seed, env_kwargs=make_kwargs, wrapper_class=flatten_dict_obs
     )
 
 
@@ -119,7 +119,7 @@ def resolve_env_id(env_id: str) -> str:
     return env_id
 
 
-def _flatten_dict(env: gym.Env) -> gym.Env:
+def flatten_dict_obs(env: gym.Env) -> gym.Env:
     """Dict observations (goal-conditioned envs such as PointMaze) as one flat vector, which
     the MLP policies and the intrinsic modules take."""
     if isinstance(env.observation_space, gym.spaces.Dict):

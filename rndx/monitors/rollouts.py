@@ -138,7 +138,7 @@ def _gym_rollouts(
     termination or truncation; success is the final ``info["is_success"]`` (or
     ``info["success"]``, Gymnasium-Robotics' key; an env with neither is an error), collision
     ``info["collision"]`` (False where the env reports none)."""
-    from rndx.envs import _flatten_dict
+    from rndx.envs import flatten_dict_obs
     from rndx.envs.shifts import make_shifted_env
 
     steps = max_episode_steps or gym.spec(env_id).max_episode_steps
@@ -146,7 +146,7 @@ def _gym_rollouts(
         raise ValueError(f"{env_id} has no max_episode_steps; pass max_episode_steps=")
     steps = int(steps)
     envs = [
-        _flatten_dict(
+        flatten_dict_obs(
             make_shifted_env(env_id, shift, seed, max_episode_steps=steps, **dict(env_kwargs or {}))
         )
         for _ in range(min(batch, n_episodes))
