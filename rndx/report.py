@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,21 +128,31 @@ def load_runs(paths: Iterable[str | Path]) -> list[Run]:
     two groups of one env and agent are labelled by the settings that tell them apart, e.g.
     ``agv_warehouse / ppo_rnd [total_timesteps=4096]``.
 
-    :raises ValueError: if a run logged none of the curves (e.g. an imitation agent).
+    Runs that logged none of the curves (imitation agents log no env episodes) are left
+    out with a ``UserWarning`` naming them.
+
+    :raises ValueError: if no run under ``paths`` logged any of the curves.
     """
     loaded = []
-    for path in find_runs(paths):
+    found = find_runs(paths)
+    skipped = []
+    for path in found:
         cfg = load_run_config(path)
         curves = read_scalars(path)
         if not curves:
-            raise ValueError(
-                f"run {str(path)!r} logged none of {', '.join(TAGS)} (imitation agents log "
-                "no env episodes)"
-            )
+            skipped.append(path)
+            continue
         eval_file = path / "eval.json"
         ev = json.loads(eval_file.read_text()) if eval_file.is_file() else {}
         base = f"{cfg.env.name} / {cfg.agent.name}"
         loaded.append((path, base, _settings(cfg), int(cfg.seed), curves, ev))
+    none_logged = f"logged none of {', '.join(TAGS)} (imitation agents log no env episodes)"
+    if not loaded:
+        names = ", ".join(repr(str(p)) for p in skipped)
+        raise ValueError(f"no run to report: {names} {none_logged}")
+    if skipped:
+        names = ", ".join(repr(str(p)) for p in skipped)
+        warnings.warn(f"left out {len(skipped)} run(s) that {none_logged}: {names}", stacklevel=2)
     runs = []
     for path, base, settings, seed, curves, ev in loaded:
         peers = [s for _, b, s, *_ in loaded if b == base]
@@ -284,10 +295,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             paths.append(a)
     try:
-        written = write_report(paths, out)
+        with warnings.catch_warnings(record=True) as notes:
+            warnings.simplefilter("always", UserWarning)
+            written = write_report(paths, out)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}\n{_USAGE}", file=sys.stderr)
         return 2
+    for note in notes:
+        print(f"note: {note.message}", file=sys.stderr)
     md = written["table"].read_text()
     print(md.split("\n\n")[2])
     print(f"\nwrote {written['curves']} and {written['table']}")

@@ -278,8 +278,9 @@ def train(cfg: DictConfig) -> Path:
     )
     atomic_write_json(run_dir / "eval.json", result)
     extras = after_training(cfg, run_dir, model)  # novelty map, evaluation video
-    unit = "gradient" if str(cfg.agent.algo) in IMITATION_ALGOS else "env"
-    _print_summary(run_dir, f"{model.num_timesteps} {unit}", result, extras)
+    imitation = str(cfg.agent.algo) in IMITATION_ALGOS
+    unit = "gradient" if imitation else "env"
+    _print_summary(run_dir, f"{model.num_timesteps} {unit}", result, extras, curves=not imitation)
     return run_dir
 
 
@@ -315,9 +316,14 @@ def _show_progress(cfg: DictConfig) -> bool:
 
 
 def _print_summary(
-    run_dir: Path, trained: str, result: dict, extras: dict[str, Path] | None = None
+    run_dir: Path,
+    trained: str,
+    result: dict,
+    extras: dict[str, Path] | None = None,
+    curves: bool = True,
 ) -> None:
-    """Tell the user where everything landed."""
+    """Tell the user where everything landed (``curves``: the run logged env episodes, so
+    rndx.report can draw its learning curves; imitation runs log only their losses)."""
     success = result["success_rate"]
     success_text = "n/a" if success is None else f"{success:.2f}"
     print(
@@ -327,8 +333,8 @@ def _print_summary(
         f"  config: {run_dir / 'config.yaml'}\n"
         f"  eval:   {run_dir / 'eval.json'}\n"
         + "".join(f"  {k + ':':<7} {v}\n" for k, v in (extras or {}).items())
-        + f"  logs:   tensorboard --logdir {run_dir / 'tb'}\n"
-        f"  curves: python -m rndx.report {run_dir}"
+        + f"  logs:   tensorboard --logdir {run_dir / 'tb'}"
+        + (f"\n  curves: python -m rndx.report {run_dir}" if curves else "")
     )
 
 

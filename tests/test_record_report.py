@@ -154,6 +154,33 @@ def test_report_on_two_runs_writes_png_and_table(runs: list[Path], tmp_path: Pat
     assert re.search(rf"\| {mean:.3g} ± ", row), (row, mean)
 
 
+def test_report_on_a_folder_leaves_out_runs_without_curves(
+    runs: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An imitation run (TensorBoard logs without env episodes) beside RL runs: the report
+    draws the RL runs and names the one it left out."""
+    import shutil
+
+    folder = tmp_path / "runs"
+    for r in runs:
+        shutil.copytree(r, folder / r.name)
+    bc = folder / "bc"
+    shutil.copytree(runs[1], bc)
+    shutil.rmtree(bc / "tb")
+    (bc / "tb").mkdir()
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(bc / "tb" / "bc_1")) as writer:
+        writer.add_scalar("train/bc_loss", 0.5, 1)
+    assert report_main([str(folder), f"out={tmp_path / 'rep'}"]) == 0
+    captured = capsys.readouterr()
+    assert "note: left out 1 run(s) that logged none of" in captured.err
+    assert repr(str(bc)) in captured.err
+    assert "| 0, 1 |" in captured.out  # both RL seeds reported
+    with pytest.warns(UserWarning, match="left out 1 run"):
+        write_report([folder], tmp_path / "rep2")
+
+
 def test_report_keeps_runs_of_other_settings_apart(runs: list[Path], tmp_path: Path) -> None:
     # a seed-0 run with a longer budget is another experiment, not a third seed of the two
     longer = _tiny_run(tmp_path, 0, "total_timesteps=256")

@@ -256,11 +256,20 @@ def test_train_rejects_bad_demos_before_training(demos: Demos, tmp_path: Path) -
     assert not (tmp_path / "r1" / "tb").exists()  # nothing trained
 
 
-def test_demos_train_evaluate_end_to_end(demos_file: Path, tmp_path: Path) -> None:
+def test_demos_train_evaluate_end_to_end(
+    demos_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = train(_cfg(tmp_path / "run", f"demos={demos_file}"))
     for name in ("model.zip", "config.yaml", "eval.json"):
         assert (run / name).is_file(), name
     assert any((run / "tb").rglob("events.out.tfevents.*"))
+    # it logs its losses, no env episodes: the summary offers no learning-curve report
+    out = capsys.readouterr().out
+    assert "tensorboard --logdir" in out and "rndx.report" not in out
+    from rndx.report import main as report_main
+
+    assert report_main([str(run), f"out={tmp_path / 'rep'}"]) == 2
+    assert "no run to report" in capsys.readouterr().err
     result = json.loads((run / "eval.json").read_text())
     assert result["episodes"] == 4 and 0.0 <= result["success_rate"] <= 1.0
     model = load_model_file("chunk_flow", run / "model.zip")
