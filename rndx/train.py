@@ -109,16 +109,28 @@ def resolve_device(device: str) -> str:
     The policy and the intrinsic module live on this device; the batched env stays on the CPU
     (numpy + numba), so a GPU only pays off with many envs per step (``experiment=gpu``).
 
-    :raises ValueError: if ``device`` is neither ``auto`` nor a torch device name.
+    :raises ValueError: if ``device`` is neither ``auto`` nor a torch device name, or names a
+        CUDA device torch cannot see (SB3 would fall back to the CPU without a word).
     """
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        torch.device(device)
+        dev = torch.device(device)
     except RuntimeError:
         raise ValueError(
             f"unknown device {device!r}; use auto, cpu, cuda or cuda:<index>"
         ) from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(
+                f"device={device!r} but torch sees no CUDA GPU (torch {torch.__version__}); "
+                "use device=cpu, or device=auto for the GPU when there is one"
+            )
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(
+                f"device={device!r} but torch sees {count} CUDA GPU(s): cuda:0 to cuda:{count - 1}"
+            )
     return device
 
 

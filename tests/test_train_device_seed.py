@@ -80,9 +80,16 @@ def test_same_seed_same_first_rollout_and_update(agent: str) -> None:
 def test_auto_device_follows_cuda_availability(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device("auto") == "cpu"
+    # SB3 would train on the CPU without a word: an explicit CUDA device must exist
+    with pytest.raises(ValueError, match=r"device='cuda' but torch sees no CUDA GPU .*device=cpu"):
+        resolve_device("cuda")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert resolve_device("auto") == "cuda"
     assert resolve_device("cuda:1") == "cuda:1"  # explicit names pass through unchanged
+    with pytest.raises(ValueError, match=r"device='cuda:2' but torch sees 2 CUDA GPU\(s\)"):
+        resolve_device("cuda:2")
+    assert resolve_device("cpu") == "cpu"
     with pytest.raises(ValueError, match="unknown device 'gpu'; use auto, cpu, cuda"):
         resolve_device("gpu")
 
