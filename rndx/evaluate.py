@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rndx.agents import load_agent
 from rndx.config import to_dict
-from rndx.utils.cli import parse_key_values, to_bool
+from rndx.utils.cli import count, parse_key_values, to_bool
 from rndx.utils.headless import use_headless_backends
 from rndx.utils.io import atomic_write_json
 from rndx.utils.sde import resample_sde_noise
@@ -191,7 +191,7 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-_CLI_KEYS = {"run": str, "episodes": int, "seed": int, "deterministic": to_bool}
+_CLI_KEYS = {"run": str, "episodes": count, "seed": int, "deterministic": to_bool}
 _USAGE = "usage: python -m rndx.evaluate run=<dir> [episodes=N] [seed=S] [deterministic=true|false]"
 
 

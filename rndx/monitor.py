@@ -31,7 +31,7 @@ from typing import Any
 
 from rndx.monitors import MonitoredPolicy, load_monitor
 from rndx.monitors import monitor as _monitor
-from rndx.utils.cli import exit_on_help, parse_key_values
+from rndx.utils.cli import count, exit_on_help, parse_key_values
 from rndx.utils.headless import use_headless_backends
 
 __all__ = ["MonitoredPolicy", "load_monitor", "main"]
@@ -40,13 +40,14 @@ _USAGE = (
     "usage: python -m rndx.monitor calibrate run=<dir> [episodes=50] [delta=0.1] [window=W] "
     "[rule=and] [threshold=cp_constant] [n_samples=64] [score_every=K] [rnd=fit|reuse] "
     "[seed=S]\n"
-    "         (defaults: K = a chunk policy's execute, else 1; W = 2 if K > 1, else 10)\n"
+    "         (defaults: K = a chunk policy's execute, else 1; W = 2 if K > 1, else 10;\n"
+    "          S = the run's seed + 2000 for calibrate, + 3000 for evaluate)\n"
     "       python -m rndx.monitor evaluate run=<dir> [shifts=[a,b,...]] [episodes=100] [seed=S]"
 )
 _KEYS = {
     "calibrate": {
         "run": str,
-        "episodes": int,
+        "episodes": count,
         "seed": int,
         "delta": float,
         "window": int,
@@ -56,7 +57,7 @@ _KEYS = {
         "score_every": int,
         "rnd": str,
     },
-    "evaluate": {"run": str, "episodes": int, "seed": int, "shifts": str},
+    "evaluate": {"run": str, "episodes": count, "seed": int, "shifts": str},
 }
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from rndx.config import to_dict
 from rndx.evaluate import eval_seed, load_model_file, load_run_config
 from rndx.utils.checks import finite_number, whole_number
-from rndx.utils.cli import parse_key_values, to_bool
+from rndx.utils.cli import count, parse_key_values, to_bool
 from rndx.utils.headless import use_headless_backends
 from rndx.utils.io import atomic_save
 from rndx.utils.sde import resample_sde_noise
@@ -285,7 +285,7 @@ def after_training(cfg: Any, run_dir: str | Path, model: Any = None) -> dict[str
 
 _CLI_KEYS = {
     "run": str,
-    "episodes": int,
+    "episodes": count,
     "seed": int,
     "format": str,
     "out": str,

@@ -26,7 +26,7 @@ def test_errors_name_the_value_and_what_is_allowed() -> None:
         parse_key_values(["run"], KEYS, context="calibrate")
     with pytest.raises(ValueError, match=r"episodes='five' is not a valid int"):
         parse_key_values(["run=r", "episodes=five"], KEYS)
-    with pytest.raises(ValueError, match=r"deterministic='maybe' is not a valid to_bool"):
+    with pytest.raises(ValueError, match=r"deterministic='maybe' is not a valid bool"):
         parse_key_values(["run=r", "deterministic=maybe"], KEYS)
 
 
@@ -41,6 +41,15 @@ def test_the_three_commands_share_it() -> None:
         (monitor_cli, ["evaluate", "run=r", "episodes=x"]),
     ):
         with pytest.raises(ValueError, match="is not a valid"):
+            parse(argv)
+    # episodes=0 is named by its key (it was the rollout function's 'n_episodes must be >= 1')
+    for parse, argv in (
+        (evaluate_cli, ["run=r", "episodes=0"]),
+        (record_cli, ["run=r", "episodes=-1"]),
+        (monitor_cli, ["calibrate", "run=r", "episodes=0"]),
+        (monitor_cli, ["evaluate", "run=r", "episodes=0"]),
+    ):
+        with pytest.raises(ValueError, match=r"^episodes='-?[01]' is not a valid int >= 1: got"):
             parse(argv)
 
 

@@ -27,8 +27,20 @@ def to_bool(value: str) -> bool:
     raise ValueError(f"{value!r} is not a boolean (true/false)")
 
 
+def count(value: str) -> int:
+    """A whole number >= 1 (``episodes=``).
+
+    :raises ValueError: for anything else.
+    """
+    n = int(value)
+    if n < 1:
+        raise ValueError(f"got {n}")
+    return n
+
+
 def _type_name(kind: Callable[[str], Any]) -> str:
-    return "bool" if kind is to_bool else getattr(kind, "__name__", "value")
+    names = {to_bool: "bool", count: "int >= 1"}
+    return names.get(kind, getattr(kind, "__name__", "value"))
 
 
 def wants_help(argv: Iterable[str]) -> bool:
@@ -112,8 +124,7 @@ def parse_key_values(
         try:
             args[key] = kind(value)
         except ValueError as exc:
-            name = getattr(kind, "__name__", "value")
-            raise ValueError(f"{key}={value!r} is not a valid {name}: {exc}") from None
+            raise ValueError(f"{key}={value!r} is not a valid {_type_name(kind)}: {exc}") from None
     for key in required:
         if key not in args:
             raise ValueError(f"missing {key}=<{'dir' if key == 'run' else 'value'}>")
