@@ -29,7 +29,11 @@ def _help(main, argv: list[str], capsys: pytest.CaptureFixture) -> str:
 @pytest.mark.parametrize(
     ("module", "argv", "keys"),
     [
-        (rndx.evaluate, [], ["run=<str>  (required)", "episodes=<int>", "deterministic=<bool>"]),
+        (
+            rndx.evaluate,
+            [],
+            ["run=<str>  (required)", "episodes=<int >= 1>", "deterministic=<bool>"],
+        ),
         (rndx.record, ["run=r"], ["format=<str>", "shift=<str>", "scale=<float>"]),
         (rndx.report, ["runs/"], ["out=<dir>, default reports"]),
         (rndx.monitor, ["calibrate"], ["delta=<float>", "window=<int>"]),
