@@ -36,7 +36,13 @@ from rndx.monitors.calibration import (
     rollouts_needed,
     thresholds,
 )
-from rndx.monitors.policies import _obs2d, as_monitorable, checked_chunks, checked_embed
+from rndx.monitors.policies import (
+    _obs2d,
+    as_monitorable,
+    checked_chunks,
+    checked_embed,
+    invalid_rows,
+)
 from rndx.monitors.scores import RNDOE, ace, cell_widths, window_sums
 from rndx.utils.checks import finite_number, whole_number
 from rndx.utils.io import atomic_save, load_torch_state, short_reason
@@ -165,14 +171,14 @@ class Monitor:
         if self.config.rnd == "reuse" and self.rnd_fn is None:  # loaded: bind the agent's RND
             self.rnd_fn = reuse_score_fn(adapter)
         obs = np.asarray(obs, dtype=np.float32)
-        bad = ~np.isfinite(obs).all(axis=1)
+        bad = invalid_rows(adapter, obs)  # NaN, inf, or beyond the observation space
         clean = np.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0)
         fit = self.config.rnd == "fit"
         emb = checked_embed(adapter, clean, self.rnd_oe.hparams["input_dim"]) if fit else None
         r = self.rnd_scores(emb, clean)
         a = self.ace_scores(checked_chunks(adapter, clean, self.config.n_samples))
         r, a = np.asarray(r, np.float64), np.asarray(a, np.float64)
-        r[bad], a[bad] = np.inf, np.inf  # a non-finite observation is out of distribution
+        r[bad], a[bad] = np.inf, np.inf  # an impossible observation is out of distribution
         return r, a
 
     def thresholds_at(self, scored_step: int | np.ndarray):
@@ -323,10 +329,12 @@ class MonitoredPolicy:
     episode), ``alarm_step`` (first alarm step or None), ``step`` (index of the observation
     in the episode), plus the raw per-step scores ``rnd_oe_raw`` and ``ace_raw``.
 
-    An observation with a NaN or inf (a broken sensor pipeline) is out of distribution on the
-    step it arrives, scored step or not and whatever the rule: its scores are inf (and held as
-    inf until the next scored step) and the alarm latches. The action is still the policy's
-    own: a chunk policy that replans on it returns NaN actions; act on ``step["alarm"]``.
+    An observation with a NaN or inf, or with a value beyond the finite bounds of the policy's
+    Box observation space (a broken sensor pipeline), is out of distribution on the step it
+    arrives, scored step or not and whatever the rule: its scores are inf (and held as inf
+    until the next scored step) and the alarm latches. The action is still the policy's own;
+    for a NaN or inf it is NaN (a chunk policy replanning on it, an SB3 policy's row); act on
+    ``step["alarm"]``.
 
     A batch of n observations is n envs, each in its own episode. The number of envs may
     change only where all of them start new episodes (``episode_start`` True for every
@@ -441,8 +449,8 @@ class MonitoredPolicy:
             holds = rule_holds(self.config.rule, over[:, 0], over[:, 1])
             new = due[holds & (self._alarm[due] < 0)]
             self._alarm[new] = self._step[new]
-        # a non-finite observation between scored steps alarms now, not at the next scored one
-        held = np.flatnonzero((self._step % k != 0) & ~np.isfinite(x2).all(axis=1))
+        # an impossible observation between scored steps alarms now, not at the next scored one
+        held = np.flatnonzero((self._step % k != 0) & invalid_rows(self.adapter, x2))
         if len(held):
             self._raw[held], self._win[held] = np.inf, np.inf
             new = held[self._alarm[held] < 0]

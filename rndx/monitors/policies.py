@@ -38,6 +38,23 @@ def _obs2d(obs: Any, obs_dim: int) -> np.ndarray:
     return x.reshape(-1, obs_dim)
 
 
+def invalid_rows(policy: Any, obs2d: np.ndarray) -> np.ndarray:
+    """(n,) True where an observation row cannot come from the policy's env: a NaN or inf, or
+    a value beyond the finite bounds of its Box ``observation_space`` (if it has one; a
+    tolerance of 1e-5 relative absorbs rounding at the bounds)."""
+    bad = ~np.isfinite(obs2d).all(axis=1)
+    space = getattr(policy, "observation_space", None)
+    if isinstance(space, spaces.Box) and space.low.size == obs2d.shape[1]:
+        low = space.low.reshape(-1).astype(np.float64)
+        high = space.high.reshape(-1).astype(np.float64)
+        with np.errstate(invalid="ignore"):  # inf bounds: never beyond them
+            beyond = (obs2d < low - 1e-5 * (1.0 + np.abs(low))) | (
+                obs2d > high + 1e-5 * (1.0 + np.abs(high))
+            )
+        bad |= beyond.any(axis=1)
+    return bad
+
+
 class ChunkPolicyAdapter:
     """The flow-matching chunk policy (:class:`rndx.agents.chunk_flow.ChunkFlowPolicy`)."""
 
@@ -116,11 +133,25 @@ class SB3PolicyAdapter:
         return torch.maximum(torch.minimum(a, self._high), self._low).cpu().numpy()
 
     def predict(self, obs, state=None, episode_start=None, deterministic=False):
+        """SB3's ``predict``; an observation row with a NaN or inf gets a NaN action (the
+        policy is run on it with those entries zeroed: torch's Gaussian refuses a NaN mean),
+        as a chunk policy replanning on it does: act on the monitor's alarm."""
         if not deterministic:  # gSDE: one noise draw per episode (rndx.utils.sde)
             resample_sde_noise(self.model, len(_obs2d(obs, self.obs_dim)), episode_start)
-        return self.model.predict(
-            obs, state=state, episode_start=episode_start, deterministic=deterministic
+        x = np.asarray(obs, dtype=np.float32)
+        broken = ~np.isfinite(x).reshape(-1, self.obs_dim).all(axis=1)
+        if broken.any():
+            x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+        action, state = self.model.predict(
+            x if broken.any() else obs,
+            state=state,
+            episode_start=episode_start,
+            deterministic=deterministic,
         )
+        if broken.any():
+            action = np.array(action, dtype=np.float32)
+            action.reshape(len(broken), -1)[broken] = np.nan
+        return action, state
 
     def reset(self, idx: Any = None) -> None:
         """Feed-forward policy: no memory."""

@@ -107,9 +107,20 @@ def test_nan_or_out_of_range_observation_scores_out_of_distribution(calibrated):
     mp = MonitoredPolicy(policy, mon)
     _, step = mp.predict(np.array([np.nan, 0.0, 0.0], np.float32))
     assert np.isinf(step["rnd_oe"]) and np.isinf(step["ace"]) and step["alarm"]
-    mp.reset()
-    _, step = mp.predict(np.array([1e6, -1e6, 1e6], np.float32))
+    mp.reset()  # far from the calibration data, inside the space [-10, 10]: a high score
+    _, step = mp.predict(np.array([9.0, -9.0, 9.0], np.float32))
     assert np.isfinite(step["rnd_oe"]) and step["rnd_oe"] > step["rnd_oe_threshold"]
+    # beyond the observation space's bounds: impossible for the env, out of distribution
+    # whatever the scores and the rule (an embedding can saturate there and score low)
+    for rule in ("and", "ace"):
+        cfg = MonitorConfig(**{**mon.config.__dict__, "rule": rule})
+        m = MonitoredPolicy(
+            policy, Monitor(cfg, mon.widths, mon.rnd_threshold, mon.ace_threshold, mon.rnd_oe)
+        )
+        _, step = m.predict(np.array([1e6, 0.0, 0.0], np.float32))
+        assert np.isinf(step["rnd_oe"]) and np.isinf(step["ace"]) and step["alarm"]
+        _, step = m.predict(np.array([10.0, -10.0, 0.0], np.float32), episode_start=[True])
+        assert np.isfinite(step["rnd_oe"])  # on the bounds is inside
 
 
 @pytest.mark.parametrize("rule", ["and", "or", "rnd_oe", "ace"])
@@ -433,6 +444,33 @@ def test_alarm_latches_across_calls_with_another_number_of_envs(calibrated):
     assert [(s["step"], s["alarm"]) for s in steps] == [(0, False), (0, False)]
     mp.reset()
     assert mp.observe(ok)["step"] == 0
+
+
+def test_sb3_policy_under_broken_or_impossible_observations():
+    """An SB3 agent's latent features are tanh-saturated far out, so RND-OE on them cannot
+    see an observation x 1000; beyond the space's bounds it is out of distribution anyway.
+    A NaN row gets a NaN action (SB3's Gaussian would raise) and the alarm."""
+    from stable_baselines3 import PPO
+
+    from rndx.envs import make_sb3_vec_env
+
+    venv = make_sb3_vec_env("rndx/AGVWarehouse-v0", 2, 0)
+    model = PPO("MlpPolicy", venv, n_steps=8, batch_size=16, policy_kwargs={"net_arch": [32]})
+    rng = np.random.default_rng(3)
+    low, high = venv.observation_space.low, venv.observation_space.high
+    cal = [rng.uniform(low, high, (12, len(low))).astype(np.float32) for _ in range(20)]
+    mp = rndx.monitor(model, calibration=cal, delta=0.2, window=2, n_samples=8, rnd_epochs=5)
+    obs = venv.reset()
+    action, steps = mp.predict(obs, episode_start=[True, True])
+    assert np.isfinite(action).all() and not any(s["alarm"] for s in steps)
+    action, steps = mp.predict(obs * 1000, episode_start=[True, True])
+    assert all(s["alarm"] and np.isinf(s["rnd_oe"]) for s in steps)
+    broken = obs.copy()
+    broken[1, 0] = np.nan
+    action, steps = mp.predict(broken, episode_start=[True, True])
+    assert np.isfinite(action[0]).all() and np.isnan(action[1]).all()
+    assert not steps[0]["alarm"] and steps[1]["alarm"]
+    venv.close()
 
 
 def test_a_discrete_action_sb3_agent_is_a_clear_error_up_front():
