@@ -250,6 +250,11 @@ def train(cfg: DictConfig) -> Path:
 
     settings = check_settings(cfg)
     device = resolve_device(str(cfg.device))  # a bad setting or device fails before any write
+    if cfg.get("demos") is not None and str(cfg.agent.algo) not in IMITATION_ALGOS:
+        raise ValueError(
+            f"demos={cfg.demos!r} is for imitation agents (agent=chunk_flow); "
+            f"agent={cfg.agent.name} learns from the env: drop demos="
+        )
     resolve_env_id(str(cfg.env.id))  # so does an unknown env id (it names the closest ones)
     run_dir = resolve_run_dir(cfg)
     if cfg.resume is None:

@@ -90,6 +90,7 @@ def test_resume_reaches_total_timesteps(tmp_path: Path) -> None:
         ("seed=-1", r"seed=-1 must be an integer in \[0, 4294967295\]"),
         ("seed=4294967296", r"seed=4294967296 must be an integer in \[0, 4294967295\]"),
         ("env.id=rndx/AGVWarehous-v0", "did you mean 'rndx/AGVWarehouse-v0'"),
+        ("demos=d.npz", "demos='d.npz' is for imitation agents .*drop demos="),
     ],
 )
 def test_bad_settings_fail_before_the_run_dir_is_written(
@@ -127,9 +128,23 @@ def test_a_run_dir_that_holds_a_run_is_refused(
 
 
 def test_resume_rejects_changing_the_env(tmp_path: Path) -> None:
-    (tmp_path / "config.yaml").write_text("seed: 0\n")
+    (tmp_path / "config.yaml").write_text("seed: 0\nenv: {name: a}\nagent: {name: ppo}\n")
     with pytest.raises(ValueError, match="cannot change 'env.name'"):
         resume_config(tmp_path, ["env.name=other"])
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [("env: [1, 2", "ParserError"), ("[1, 2]", "a ListConfig"), ("", "no env, agent, seed")],
+)
+def test_a_corrupt_run_config_is_named_in_one_line(tmp_path: Path, text: str, why: str) -> None:
+    (tmp_path / "config.yaml").write_text(text)
+    with pytest.raises(
+        ValueError, match=rf"config.yaml' is corrupt or not an rndx run config \({why}"
+    ):
+        resume_config(tmp_path)
+    with pytest.raises(ValueError, match="is corrupt or not an rndx run config"):
+        evaluate_run(tmp_path)
 
 
 def test_evaluate_missing_run_dir(tmp_path: Path) -> None:
@@ -138,7 +153,7 @@ def test_evaluate_missing_run_dir(tmp_path: Path) -> None:
 
 
 def test_evaluate_corrupt_model(tmp_path: Path) -> None:
-    (tmp_path / "config.yaml").write_text("agent: {algo: ppo}\n")
+    (tmp_path / "config.yaml").write_text("seed: 0\nenv: {name: a}\nagent: {algo: ppo}\n")
     with pytest.raises(FileNotFoundError, match="model.zip"):
         evaluate_run(tmp_path)
     (tmp_path / "model.zip").write_bytes(b"not a zip at all")

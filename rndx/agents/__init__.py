@@ -11,6 +11,7 @@ shared PPO settings under ``ppo:`` plus, for intrinsic agents, the exploration s
 
 from __future__ import annotations
 
+import math
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from torch import nn
 from rndx.agents.chunk_flow import ChunkFlowPolicy
 from rndx.agents.intrinsic_ppo import IntrinsicPPO
 from rndx.config import to_dict
+from rndx.utils.checks import finite_number, whole_number
 
 # Every class here has ``load(path, env=None, device=...)`` and SB3's ``predict``.
 _ALGOS: dict[str, type[Any]] = {
@@ -114,9 +116,7 @@ def build_agent(
             "`python -m rndx.train agent=chunk_flow demos=<file>`"
         )
     kwargs: dict[str, Any] = resolve_policy_kwargs(to_dict(cfg_agent.get("ppo")) or {})
-    for name in ("gamma", "gae_lambda"):  # SB3 takes any number here
-        if name in kwargs and not 0.0 <= kwargs[name] <= 1.0:
-            raise ValueError(f"agent.ppo.{name}={kwargs[name]!r} must be in [0, 1]")
+    check_ppo_settings(kwargs)
     if algo == "intrinsic_ppo":
         kwargs.update(to_dict(cfg_agent.get("intrinsic")))
     elif cfg_agent.get("intrinsic") is not None:
@@ -133,6 +133,36 @@ def build_agent(
         verbose=0,
         **kwargs,
     )
+
+
+# PPO's numeric settings and their ranges: SB3 takes any value here (a negative
+# max_grad_norm flips the gradients; n_epochs 0 never updates), or fails deep inside torch
+_PPO_RANGES: dict[str, tuple[str, float, float, bool]] = {
+    # name: (kind, min, max, min excluded)
+    "learning_rate": ("real", 0.0, math.inf, True),
+    "n_steps": ("whole", 1, math.inf, False),
+    "batch_size": ("whole", 2, math.inf, False),
+    "n_epochs": ("whole", 1, math.inf, False),
+    "gamma": ("real", 0.0, 1.0, False),
+    "gae_lambda": ("real", 0.0, 1.0, False),
+    "clip_range": ("real", 0.0, math.inf, True),
+    "ent_coef": ("real", 0.0, math.inf, False),
+    "vf_coef": ("real", 0.0, math.inf, False),
+    "max_grad_norm": ("real", 0.0, math.inf, True),
+}
+
+
+def check_ppo_settings(kwargs: dict[str, Any], prefix: str = "agent.ppo.") -> None:
+    """ValueError naming ``prefix + name``, the value and its range for a PPO setting out of
+    range (a callable, SB3's schedule form, is left to SB3)."""
+    for name, (kind, low, high, open_min) in _PPO_RANGES.items():
+        value = kwargs.get(name)
+        if value is None or callable(value):
+            continue
+        if kind == "whole":
+            whole_number(prefix + name, value, int(low))
+        else:
+            finite_number(prefix + name, value, low, high, open_min=open_min)
 
 
 def load_agent(

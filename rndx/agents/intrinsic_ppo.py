@@ -395,7 +395,11 @@ class IntrinsicPPO(PPO):
         kwargs = {"gamma": self.gamma_int, **self.intrinsic_kwargs}
         if self.selector.binary_active is not None:
             kwargs.setdefault("binary_active", self.selector.binary_active)
-        self.intrinsic = build_intrinsic(self.intrinsic_kind, in_dim, **kwargs).to(self.device)
+        try:
+            module = build_intrinsic(self.intrinsic_kind, in_dim, **kwargs)
+        except ValueError as exc:  # a module setting out of range: say where it is set
+            raise ValueError(f"intrinsic_kwargs: {exc}") from None
+        self.intrinsic = module.to(self.device)
         target_dim = self.intrinsic.output_dim
         self.rollout_buffer_kwargs = {
             **self.rollout_buffer_kwargs,

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from rndx.intrinsic.normalization import IntrinsicRewardNormalizer, RunningMeanStd
+from rndx.utils.checks import finite_number, whole_number
 
 
 def mlp(sizes: Sequence[int], gain_last: float = 1.0) -> nn.Sequential:
@@ -172,6 +173,8 @@ class IntrinsicModule(nn.Module):
         super().__init__()
         if not 0.0 < update_proportion <= 1.0:
             raise ValueError(f"update_proportion={update_proportion!r} must be in (0, 1]")
+        learning_rate = finite_number("learning_rate", learning_rate, 0.0, open_min=True)
+        obs_clip = finite_number("obs_clip", obs_clip, 0.0, open_min=True)
         self.input_dim = input_dim
         self.learning_rate = learning_rate
         self.update_proportion = update_proportion
@@ -186,6 +189,9 @@ class IntrinsicModule(nn.Module):
     def _build_networks(self, hidden: int, output_dim: int, target_layers: int) -> None:
         """A frozen random ``target`` and a ``predictor`` one hidden layer deeper (RND's
         asymmetry, so the predictor can fit the target), then the predictor's optimiser."""
+        hidden = whole_number("hidden", hidden, 1)
+        output_dim = whole_number("output_dim", output_dim, 1)
+        target_layers = whole_number("target_layers", target_layers, 1)
         self.output_dim = output_dim
         self.target = mlp([self.input_dim] + [hidden] * target_layers + [output_dim])
         self.predictor = mlp([self.input_dim] + [hidden] * (target_layers + 1) + [output_dim])

@@ -71,6 +71,18 @@ def test_load_agent_names_a_missing_or_corrupt_checkpoint(tmp_path, algo: str) -
         ("agent.intrinsic.int_coef=-1", "int_coef=-1 must be >= 0"),
         ("agent.intrinsic.ext_coef=-2.0", "ext_coef=-2.0 must be >= 0"),
         ("agent.intrinsic.init_steps=-3", "init_steps=-3 must be an integer >= 0"),
+        # SB3 takes these silently (a negative max_grad_norm flips the gradient, 0 epochs
+        # never update) or fails deep in torch
+        ("agent.ppo.max_grad_norm=-1", "agent.ppo.max_grad_norm=-1 must be > 0"),
+        ("agent.ppo.n_epochs=0", "agent.ppo.n_epochs=0 must be an integer >= 1"),
+        ("agent.ppo.clip_range=-0.2", "agent.ppo.clip_range=-0.2 must be > 0"),
+        ("agent.ppo.learning_rate=-1", "agent.ppo.learning_rate=-1 must be > 0"),
+        ("agent.ppo.learning_rate=abc", "agent.ppo.learning_rate='abc' must be a finite number"),
+        ("agent.ppo.batch_size=0", "agent.ppo.batch_size=0 must be an integer >= 2"),
+        ("agent.ppo.ent_coef=nan", "agent.ppo.ent_coef=nan must be a finite number >= 0"),
+        ("agent.ppo.gamma=abc", r"agent.ppo.gamma='abc' must be a finite number in \[0, 1\]"),
+        ("agent.intrinsic.intrinsic_kwargs.hidden=0", "intrinsic_kwargs: hidden=0 must be an"),
+        ("agent.intrinsic.intrinsic_kwargs.learning_rate=-1", "learning_rate=-1 must be > 0"),
     ],
 )
 def test_bad_discounts_and_coefficients_are_named(tmp_path, override: str, message: str) -> None:
