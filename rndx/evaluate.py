@@ -18,7 +18,7 @@ from rndx.agents import load_agent
 from rndx.config import to_dict
 from rndx.utils.cli import count, parse_key_values, to_bool
 from rndx.utils.headless import use_headless_backends
-from rndx.utils.io import atomic_write_json
+from rndx.utils.io import atomic_write_json, short_reason
 from rndx.utils.sde import resample_sde_noise
 
 # rndx.envs (pygame, MuJoCo) is imported lazily, so this still runs before their first import.
@@ -107,10 +107,14 @@ def eval_seed(cfg: DictConfig) -> int:
     return int(explicit) if explicit is not None else int(cfg.seed) + 1000
 
 
+_RUN_KEYS = ("env", "agent", "seed")  # what every config rndx.train writes has
+
+
 def load_run_config(run_dir: str | Path) -> DictConfig:
     """Load ``<run_dir>/config.yaml``.
 
     :raises FileNotFoundError: if the run dir or its config.yaml is missing.
+    :raises ValueError: if config.yaml is not YAML, or not a config with the keys a run's has.
     """
     run = Path(run_dir)
     if not run.is_dir():
@@ -121,8 +125,16 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
     path = run / "config.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"{str(path)!r} not found: {str(run)!r} is not an rndx run dir")
-    cfg = OmegaConf.load(path)
-    assert isinstance(cfg, DictConfig)
+    corrupt = f"{str(path)!r} is corrupt or not an rndx run config"
+    try:
+        cfg = OmegaConf.load(path)
+    except Exception as exc:  # YAML syntax, bad interpolation, undecodable bytes
+        raise ValueError(f"{corrupt} ({short_reason(exc)})") from None
+    missing = [k for k in _RUN_KEYS if not isinstance(cfg, DictConfig) or k not in cfg]
+    if missing:
+        got = f"a {type(cfg).__name__}" if not isinstance(cfg, DictConfig) else "no "
+        got += ", ".join(missing) if isinstance(cfg, DictConfig) else ""
+        raise ValueError(f"{corrupt} ({got}; a run's config has {', '.join(_RUN_KEYS)})")
     return cfg
 
 
