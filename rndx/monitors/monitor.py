@@ -259,6 +259,34 @@ def score_traces(
     return list(zip(np.split(r, cuts), np.split(a, cuts), strict=True))
 
 
+def _calibration_traces(adapter: Any, calibration: Any) -> list[np.ndarray]:
+    """The calibration rollouts as float32 (T_i, obs_dim) arrays, or a ValueError naming the
+    first rollout (and step) that is not one: a wrong shape, a width unlike the first
+    rollout's, or an observation no env gives (NaN, inf, beyond the observation space)."""
+    expected = "a list of (T_i >= 1, obs_dim) observation arrays, one per successful rollout"
+    if isinstance(calibration, (str, bytes, np.ndarray)) or not hasattr(calibration, "__iter__"):
+        raise ValueError(f"calibration must be {expected}; got {type(calibration).__name__}")
+    traces = []
+    for i, t in enumerate(calibration):
+        try:
+            x = np.asarray(t, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"calibration rollout {i} is not numeric ({exc})") from None
+        width = traces[0].shape[1] if traces else None
+        if x.ndim != 2 or len(x) == 0 or (width is not None and x.shape[1] != width):
+            want = f"(T, {width})" if width is not None else "(T >= 1, obs_dim)"
+            raise ValueError(f"calibration rollout {i} has shape {x.shape}; expected {want}")
+        bad = np.flatnonzero(invalid_rows(adapter, x))
+        if len(bad):
+            raise ValueError(
+                f"calibration rollout {i}, step {bad[0]}: the observation holds NaN or inf or "
+                "lies beyond the policy's observation space; calibrate on real successful "
+                "rollouts"
+            )
+        traces.append(x)
+    return traces
+
+
 def calibrate(
     policy: Any,
     calibration: Sequence[np.ndarray],
@@ -275,9 +303,7 @@ def calibrate(
     """
     cfg = config or MonitorConfig()
     adapter = as_monitorable(policy)
-    traces = [np.asarray(t, dtype=np.float32) for t in calibration]
-    if any(t.ndim != 2 or len(t) == 0 for t in traces):
-        raise ValueError("calibration must be a list of (T_i >= 1, obs_dim) observation arrays")
+    traces = _calibration_traces(adapter, calibration)
     need = cfg.min_rollouts()
     if len(traces) < need:
         raise ValueError(

@@ -145,6 +145,22 @@ def test_nan_observation_between_scored_steps_alarms_on_arrival(calibrated, rule
     assert not step["alarm"] and np.isfinite(step["rnd_oe_raw"])
 
 
+def test_bad_calibration_rollouts_are_named():
+    policy, rng = ToyPolicy(), np.random.default_rng(5)
+    cfg = MonitorConfig(delta=0.1, window=5, n_samples=8, rnd_epochs=2)
+    for value in (np.inf, np.nan, 50.0):  # 50: beyond the space [-10, 10]
+        traces = _traces(rng, 40)
+        traces[3][5, 2] = value  # rollout 3 is in the half that fits RND-OE
+        with pytest.raises(ValueError, match=r"calibration rollout 3, step 5: .*NaN or inf"):
+            calibrate(policy, traces, cfg)
+    traces = _traces(rng, 40)
+    traces[4] = traces[4][:, :2]
+    with pytest.raises(ValueError, match=r"rollout 4 has shape \(30, 2\); expected \(T, 3\)"):
+        calibrate(policy, traces, cfg)
+    with pytest.raises(ValueError, match="calibration must be a list of .*got NoneType"):
+        calibrate(policy, None, cfg)
+
+
 def test_predict_with_a_wrong_observation_shape_says_what_it_expects(calibrated):
     policy, mon = calibrated
     mp = MonitoredPolicy(policy, mon)
