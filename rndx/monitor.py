@@ -31,6 +31,7 @@ from typing import Any
 
 from rndx.monitors import MonitoredPolicy, load_monitor
 from rndx.monitors import monitor as _monitor
+from rndx.utils.checks import whole_number
 from rndx.utils.cli import count, exit_on_help, parse_key_values
 from rndx.utils.headless import use_headless_backends
 
@@ -69,8 +70,28 @@ def parse_cli(argv: list[str]) -> tuple[str, dict[str, Any]]:
     cmd = argv[0]
     args = parse_key_values(argv[1:], _KEYS[cmd], context=cmd)
     if "shifts" in args:  # names are checked against the run's env in evaluate_run
-        args["shifts"] = [s.strip() for s in args["shifts"].strip("[]").split(",") if s.strip()]
+        args["shifts"] = _shift_list(args["shifts"])
+    if "seed" in args:  # before any rollout (Gymnasium's own error comes as a traceback)
+        whole_number("seed", args["seed"], 0, maximum=2**32 - 1)
     return cmd, args
+
+
+def _shift_list(text: str) -> list[str]:
+    """``[a,b]`` or ``a,b`` as a list of names; ValueError for unbalanced brackets, an empty
+    list or entry, or a name given twice (it would count twice in the suite mean)."""
+    raw = text.strip()
+    if raw.startswith("[") != raw.endswith("]"):
+        raise ValueError(f"shifts={text!r}: unbalanced brackets; write shifts=[a,b,...]")
+    inner = raw[1:-1] if raw.startswith("[") else raw
+    names = [s.strip() for s in inner.split(",")]
+    if not any(names):
+        raise ValueError(f"shifts={text!r} is empty; leave shifts= out for the env's whole suite")
+    if not all(names):
+        raise ValueError(f"shifts={text!r} has an empty entry")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"shifts={text!r} names {', '.join(twice)} more than once")
+    return names
 
 
 def _load_run(run: str):

@@ -53,6 +53,26 @@ def test_the_three_commands_share_it() -> None:
             parse(argv)
 
 
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("shifts=[crowd,", "unbalanced brackets"),
+        ("shifts=[]", "is empty; leave shifts= out"),
+        ("shifts=[crowd,crowd]", "names crowd more than once"),
+        ("shifts=[crowd,,lidar_noise]", "has an empty entry"),
+        ("seed=-1", r"seed=-1 must be an integer in \[0, 4294967295\]"),
+        ("seed=99999999999", r"seed=99999999999 must be an integer in \[0, 4294967295\]"),
+    ],
+)
+def test_monitor_shift_lists_and_seeds_are_checked_before_any_rollout(item, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        monitor_cli(["evaluate", "run=r", item])
+    assert monitor_cli(["evaluate", "run=r", "shifts=crowd, lidar_noise"])[1]["shifts"] == [
+        "crowd",
+        "lidar_noise",
+    ]
+
+
 # ---------------------------------------------------------------------- --help
 _USAGE = "usage: python -m tests.fake run=<dir> [episodes=N]"  # read by exit_on_help below
 
