@@ -42,6 +42,13 @@ def check_new_run_dir(run_dir: str | Path) -> None:
     """
     run = Path(run_dir)
     found = [name for name in RUN_FILES if (run / name).exists()]
+    resumable = (run / "checkpoints" / "latest.zip").is_file() or (run / "model.zip").is_file()
+    if found and not resumable:  # killed before its first checkpoint: resume= cannot help
+        raise FileExistsError(
+            f"run dir {str(run)!r} holds a run that stopped before its first checkpoint "
+            f"({', '.join(found)}; no checkpoints/latest.zip to resume from): delete the dir "
+            "or train into a new run_dir"
+        )
     if found:
         raise FileExistsError(
             f"run dir {str(run)!r} already holds a run ({', '.join(found)}); continue it with "

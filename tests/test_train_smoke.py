@@ -114,8 +114,12 @@ def test_a_run_dir_that_holds_a_run_is_refused(
 ) -> None:
     (tmp_path / "config.yaml").write_text("seed: 0\n")
     check_new_run_dir(tmp_path)  # nothing trained yet (it failed before learning): reusable
+    (tmp_path / "tb").mkdir()  # killed before its first checkpoint: nothing to resume
+    with pytest.raises(FileExistsError, match=r"stopped before its first checkpoint .*delete"):
+        check_new_run_dir(tmp_path)
     (tmp_path / "checkpoints").mkdir()
-    with pytest.raises(FileExistsError, match=r"\(checkpoints\); continue it with"):
+    (tmp_path / "checkpoints" / "latest.zip").write_bytes(b"zip")
+    with pytest.raises(FileExistsError, match=r"\(checkpoints, tb\); continue it with"):
         check_new_run_dir(tmp_path)
     # On the command line the Hydra callback stops it before Hydra writes into the dir.
     callback = NewRunDirCallback()

@@ -187,7 +187,12 @@ def load_agent(
         )
     try:
         return cls.load(str(p), env=env, device=device)
-    except (zipfile.BadZipFile, KeyError, EOFError, RuntimeError, OSError) as exc:
+    # SB3 asserts on a zip without its 'data' entry and raises ValueError on parameter names
+    # that do not match; torch raises RuntimeError on bad tensors
+    except (
+        zipfile.BadZipFile, KeyError, EOFError, RuntimeError, OSError, AssertionError, ValueError
+    ) as exc:  # fmt: skip
+        reason = str(exc).removeprefix("Error: ") or type(exc).__name__
         raise ValueError(
-            f"{algo} checkpoint {str(p)!r} is corrupt or not a {algo} model: {exc}"
+            f"{algo} checkpoint {str(p)!r} is corrupt or not a saved {algo} agent: {reason}"
         ) from exc

@@ -68,6 +68,9 @@ def make_sb3_vec_env(
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecMonitor
 
+    from rndx.utils.checks import whole_number
+
+    n_envs = whole_number("n_envs", n_envs, 1)
     env_id = resolve_env_id(env_id)
     spec = gym.spec(env_id)
     steps = max_episode_steps if max_episode_steps is not None else spec.max_episode_steps

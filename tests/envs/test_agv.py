@@ -533,3 +533,9 @@ def test_collision_stop_puts_the_vehicle_back_and_goes_on() -> None:
     assert infos["collision"][0] and not term[0] and not trunc[0]
     with pytest.raises(ValueError, match="collision='bounce'"):
         AGVConfig(collision="bounce")
+
+
+@pytest.mark.parametrize("n_envs", [0, 2.5, "4", True])
+def test_make_sb3_vec_env_names_a_bad_env_count(n_envs) -> None:
+    with pytest.raises(ValueError, match=rf"n_envs={n_envs!r} must be an integer >= 1"):
+        make_sb3_vec_env("rndx/AGVWarehouse-v0", n_envs, 0)
