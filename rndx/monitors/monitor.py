@@ -443,12 +443,28 @@ class MonitoredPolicy:
         self._alarm[sel] = -1
         self._win[sel], self._th[sel], self._raw[sel] = 0.0, 0.0, 0.0
 
+    def _as_obs(self, obs: Any) -> np.ndarray:
+        """``obs`` as float32, or a ValueError saying what an observation is."""
+        want = f"({self._obs_dim},) or (n, {self._obs_dim})" if self._obs_dim else "(obs_dim,)"
+        try:
+            x = np.asarray(obs, dtype=np.float32)
+        except (TypeError, ValueError):
+            shown = repr(obs) if len(repr(obs)) <= 60 else repr(obs)[:57] + "..."
+            raise ValueError(
+                f"observation {shown} is not numeric; expected floats of shape {want}"
+            ) from None
+        if x.ndim == 0:
+            raise ValueError(f"observation {obs!r} is a scalar; expected floats of shape {want}")
+        return x
+
     def observe(self, obs: Any, episode_start: Any = None) -> dict[str, Any] | list[dict]:
         """Score one observation (or a batch) without acting; returns the step dict(s)."""
-        x = np.asarray(obs, dtype=np.float32)
+        x = self._as_obs(obs)
         single = x.ndim == 1
         x2 = x.reshape(-1, x.shape[-1]) if self._obs_dim is None else _obs2d(x, self._obs_dim)
         n = len(x2)
+        if n == 0:
+            raise ValueError(f"an empty batch of observations (shape {x.shape}); expected >= 1")
         flags = None if episode_start is None else np.asarray(episode_start, dtype=bool)
         if flags is not None and flags.size != n:
             raise ValueError(
@@ -518,8 +534,11 @@ class MonitoredPolicy:
                 "with your own controller and score with observe(obs) (or MonitorWrapper)"
             )
         step = self.observe(observation, episode_start)
-        action, _ = self.adapter.predict(
-            observation, state=state, episode_start=episode_start, deterministic=deterministic
+        action, _ = self.adapter.predict(  # the float32 array the monitor scored
+            self._as_obs(observation),
+            state=state,
+            episode_start=episode_start,
+            deterministic=deterministic,
         )
         return action, step
 

@@ -161,6 +161,20 @@ def test_bad_calibration_rollouts_are_named():
         calibrate(policy, None, cfg)
 
 
+def test_non_numeric_scalar_or_empty_observations_are_named(calibrated):
+    policy, mon = calibrated
+    mp = MonitoredPolicy(policy, mon)
+    for obs, message in (
+        ("abc", r"observation 'abc' is not numeric; expected floats of shape \(3,\)"),
+        (3.0, r"observation 3.0 is a scalar; expected floats of shape \(3,\) or \(n, 3\)"),
+        (np.zeros((0, 3)), r"an empty batch of observations \(shape \(0, 3\)\)"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            mp.predict(obs)
+    action, step = mp.predict(np.zeros(3).astype(object))  # numbers in an object array: fine
+    assert not step["alarm"]
+
+
 def test_predict_with_a_wrong_observation_shape_says_what_it_expects(calibrated):
     policy, mon = calibrated
     mp = MonitoredPolicy(policy, mon)
