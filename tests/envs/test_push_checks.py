@@ -37,6 +37,7 @@ def env():
         ({"obstacle": (0.0, 0.0), "pusher": (0.04, 0.0)}, "pusher.*overlaps the obstacle"),
         ({"obstacle": (0.1, 0.1), "goal": (0.12, 0.1)}, "under the obstacle"),
         ({"foo": 1}, r"unknown reset option\(s\) \['foo'\]"),
+        ("notadict", r"options='notadict' must be a dict with keys among \["),
     ],
 )
 def test_bad_placements_are_named(env, options: dict, match: str) -> None:

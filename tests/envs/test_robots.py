@@ -70,6 +70,18 @@ def test_bad_actions_raise(env_id: str, action) -> None:
         env.step(np.asarray(action, dtype=np.float64))
 
 
+@pytest.mark.parametrize("env_id", [BULLET, PUSH, "rndx/AGVWarehouse-v0"])
+def test_non_real_actions_are_named(env_id: str) -> None:
+    """Object arrays of strings took the single env's fast path (float() raised numpy's
+    'could not convert'), and complex actions lost their imaginary part silently."""
+    env = gym.make(env_id).unwrapped
+    env.reset(seed=0)
+    for action in (np.array(["a", "b"], dtype=object), np.array([1 + 1j, 0])):
+        with pytest.raises(ValueError, match=r"is not numeric; expected floats of shape \(2,\)"):
+            env.step(action)
+    env.step(np.array([0.5, 0.1], dtype=object))  # numbers in an object array are fine
+
+
 @pytest.mark.parametrize("env_id", [BULLET, PUSH])
 def test_out_of_range_actions_are_clipped(env_id: str) -> None:
     a, b = gym.make(env_id).unwrapped, gym.make(env_id).unwrapped

@@ -152,13 +152,20 @@ def validate_actions(actions: Any, n: int, single: bool = False) -> np.ndarray:
         shapes: tuple[tuple[int, ...], ...] = ((2,),)
     else:
         shapes = ((1, 2), (2,)) if n == 1 else ((n, 2),)
-    if n == 1 and isinstance(actions, np.ndarray) and actions.shape in shapes:
+    if (
+        n == 1
+        and isinstance(actions, np.ndarray)
+        and actions.dtype.kind == "f"
+        and actions.shape in shapes
+    ):
         # the single env's hot path: two Python floats are cheaper than array reductions
         v, w = float(actions.flat[0]), float(actions.flat[1])
         if math.isfinite(v) and math.isfinite(w):
             return np.array([[min(max(v, -1.0), 1.0), min(max(w, -1.0), 1.0)]])
     expected = shapes[0]
     try:
+        if np.iscomplexobj(actions):  # numpy would drop the imaginary part with a warning
+            raise TypeError("complex")
         a = np.asarray(actions, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(

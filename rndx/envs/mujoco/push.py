@@ -390,13 +390,13 @@ class MujocoPushEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
+        allowed = sorted(SHIFT_KEYS + PLACE_KEYS)
+        if options is not None and not isinstance(options, dict):
+            raise ValueError(f"options={options!r} must be a dict with keys among {allowed}")
         opts = dict(options or {})
         unknown = set(opts) - set(SHIFT_KEYS) - set(PLACE_KEYS)
         if unknown:
-            raise ValueError(
-                f"unknown reset option(s) {sorted(unknown)}; allowed: "
-                f"{sorted(SHIFT_KEYS + PLACE_KEYS)}"
-            )
+            raise ValueError(f"unknown reset option(s) {sorted(unknown)}; allowed: {allowed}")
         cfg, rng, mj = self.config, self.np_random, self.mujoco
         shifts = {k: getattr(cfg, k) for k in SHIFT_KEYS}
         shifts.update(check_shifts({k: opts[k] for k in SHIFT_KEYS if k in opts}))
