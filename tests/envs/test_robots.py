@@ -377,3 +377,18 @@ def test_bullet_agv_rejects_action_repeat_and_collision_stop() -> None:
         gym.make(BULLET, action_repeat=2)
     with pytest.raises(ValueError, match="collision='stop'"):
         gym.make(BULLET, collision="stop")
+
+
+def test_a_robot_vec_env_names_a_batch_of_the_wrong_shape() -> None:
+    """SB3's DummyVecEnv indexes actions[i]: a wrong batch failed inside it (IndexError, or
+    'action has shape ()' from each env)."""
+    from rndx.envs import make_sb3_vec_env
+
+    venv = make_sb3_vec_env(PUSH, 3, 0)
+    venv.reset()
+    for actions in (np.zeros((2, 2)), 1, np.zeros(2), np.zeros(6)):
+        with pytest.raises(ValueError, match=r"for 3 envs; expected \(3, 2\)"):
+            venv.step(actions)
+    venv.step(np.zeros((3, 2)))
+    assert len(venv.envs) == 3  # SB3's attributes still reach the wrapped DummyVecEnv
+    venv.close()
