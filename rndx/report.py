@@ -82,8 +82,10 @@ def read_scalars(run_dir: str | Path, tags: Sequence[str] = tuple(TAGS)) -> dict
             f"{str(run_dir)!r} has no TensorBoard logs (expected tb/**/events.out.tfevents.*)"
         )
     points: dict[str, dict[int, float]] = {t: {} for t in tags}
-    for f in files:
-        acc = EventAccumulator(str(f), size_guidance={"scalars": 0})
+    # one accumulator per log folder: it reads the folder's files in order and honours the
+    # purge marker a resumed run writes (points a killed run logged after its checkpoint)
+    for folder in sorted({f.parent for f in files}):
+        acc = EventAccumulator(str(folder), size_guidance={"scalars": 0})
         acc.Reload()
         available = set(acc.Tags().get("scalars", []))
         for tag in tags:

@@ -179,7 +179,20 @@ def _make_or_load_agent(cfg: DictConfig, env, run_dir: Path, device: str) -> Bas
         raise FileNotFoundError(f"cannot resume: {str(checkpoint)!r} not found")
     model = load_agent(str(cfg.agent.algo), checkpoint, env=env, device=device)
     model.tensorboard_log = str(tb_dir)  # same TB folder even if the run dir was moved
+    _purge_after(tb_dir, str(cfg.agent.name), int(model.num_timesteps))
     return model
+
+
+def _purge_after(tb_dir: Path, name: str, step: int) -> None:
+    """Hide from TensorBoard what a killed run logged after its last checkpoint: the resumed
+    run logs those steps again, into the same folder (SB3 continues ``<name>_<latest id>``).
+    TensorBoard drops earlier events at or after ``step`` when it reads this marker."""
+    from stable_baselines3.common.utils import get_latest_run_id
+    from torch.utils.tensorboard import SummaryWriter
+
+    run_id = get_latest_run_id(str(tb_dir), name)
+    if run_id > 0:
+        SummaryWriter(str(tb_dir / f"{name}_{run_id}"), purge_step=step).close()
 
 
 def _clone(cfg: DictConfig, env, run_dir: Path, device: str) -> ChunkFlowPolicy:

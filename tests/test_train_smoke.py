@@ -53,6 +53,12 @@ def test_resume_reaches_total_timesteps(tmp_path: Path) -> None:
     run = train(_smoke_cfg(tmp_path / "run", "total_timesteps=1024"))
     first = json.loads((run / "checkpoints" / "latest.json").read_text())
     assert 1024 <= first["num_timesteps"] < 2048
+    # as if the run had been killed after logging past its last checkpoint
+    from torch.utils.tensorboard import SummaryWriter
+
+    (tb_run,) = [p for p in (run / "tb").iterdir() if p.is_dir()]
+    with SummaryWriter(str(tb_run)) as writer:
+        writer.add_scalar("rollout/ep_rew_mean", 999.0, first["num_timesteps"] + 64)
 
     train(resume_config(run, ["total_timesteps=2048"]))
     latest = json.loads((run / "checkpoints" / "latest.json").read_text())
@@ -60,6 +66,16 @@ def test_resume_reaches_total_timesteps(tmp_path: Path) -> None:
     assert load_model_file("intrinsic_ppo", run / "model.zip").num_timesteps >= 2048
     # One TensorBoard run folder: the resumed run continues the same log.
     assert len([p for p in (run / "tb").iterdir() if p.is_dir()]) == 1
+    # ... and TensorBoard hides the points logged after the checkpoint it resumed from
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tb_run), size_guidance={"scalars": 0})
+    acc.Reload()
+    values = [e.value for e in acc.Scalars("rollout/ep_rew_mean")]
+    assert values and 999.0 not in values
+    from rndx.report import read_scalars
+
+    assert 999.0 not in read_scalars(run)["rollout/ep_rew_mean"][1]  # rndx.report too
 
     # A corrupt checkpoint stops the resume with an error naming it; model.zip is untouched.
     model_bytes = (run / "model.zip").read_bytes()
