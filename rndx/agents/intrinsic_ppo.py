@@ -382,6 +382,18 @@ class IntrinsicPPO(PPO):
             self._setup_model()
 
     # ------------------------------------------------------------------ setup, save/load
+    @classmethod
+    def load(cls, path: Any, *args: Any, **kwargs: Any) -> IntrinsicPPO:  # type: ignore[override]
+        """SB3's ``load``; a missing file is named as given (SB3 tries ``path + '.zip'`` too
+        and reported that: ``'model.zip.zip'``)."""
+        from pathlib import Path
+
+        if isinstance(path, (str, Path)):
+            p = Path(path)
+            if not p.exists() and not Path(f"{p}.zip").exists():
+                raise FileNotFoundError(f"IntrinsicPPO checkpoint {str(p)!r} not found")
+        return super().load(path, *args, **kwargs)
+
     def _setup_model(self) -> None:
         # seed before the module's networks are drawn (SB3 seeds only inside its own
         # _setup_model, below), so a seeded agent is reproducible whoever builds it

@@ -418,6 +418,14 @@ def test_the_extrinsic_discount_defaults_to_the_papers_and_can_be_set() -> None:
     assert _agent(gamma=0.99).gamma == 0.99
 
 
+def test_loading_a_missing_file_names_the_path_given(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"checkpoint '.*nope.zip' not found$"):
+        IntrinsicPPO.load(tmp_path / "nope.zip")  # SB3 said 'nope.zip.zip'
+    model = _agent()
+    model.save(tmp_path / "m.zip")
+    assert IntrinsicPPO.load(tmp_path / "m").num_timesteps == model.num_timesteps  # SB3's .zip
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_an_agent_loaded_onto_the_gpu_keeps_training(tmp_path: Path) -> None:
     model = _agent()
