@@ -42,6 +42,7 @@ from rndx.monitors.policies import (
     checked_chunks,
     checked_embed,
     invalid_rows,
+    observation_limits,
 )
 from rndx.monitors.scores import RNDOE, ace, cell_widths, window_sums
 from rndx.utils.checks import finite_number, whole_number
@@ -166,12 +167,14 @@ class Monitor:
     def ace_scores(self, chunks: np.ndarray) -> np.ndarray:
         return ace(chunks, self.widths, self.config.ace_dims)
 
-    def raw_scores(self, adapter: Any, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(rnd_oe, ace) per-step scores (n,) for observations (n, obs_dim)."""
+    def raw_scores(
+        self, adapter: Any, obs: np.ndarray, bad: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(rnd_oe, ace) per-step scores (n,) for observations (n, obs_dim); ``bad`` (n,): the
+        impossible rows (:func:`invalid_rows`: NaN, inf, beyond the observation space)."""
         if self.config.rnd == "reuse" and self.rnd_fn is None:  # loaded: bind the agent's RND
             self.rnd_fn = reuse_score_fn(adapter)
         obs = np.asarray(obs, dtype=np.float32)
-        bad = invalid_rows(adapter, obs)  # NaN, inf, or beyond the observation space
         clean = np.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0)
         fit = self.config.rnd == "fit"
         emb = checked_embed(adapter, clean, self.rnd_oe.hparams["input_dim"]) if fit else None
@@ -250,11 +253,11 @@ def score_traces(
     k = monitor.config.score_every
     traces = [np.asarray(t, dtype=np.float32)[::k] for t in traces]
     flat = np.concatenate(traces)
+    bad = invalid_rows(flat, observation_limits(adapter))
     r, a = np.empty(len(flat)), np.empty(len(flat))
     for s in range(0, len(flat), _SCORE_BLOCK):
-        r[s : s + _SCORE_BLOCK], a[s : s + _SCORE_BLOCK] = monitor.raw_scores(
-            adapter, flat[s : s + _SCORE_BLOCK]
-        )
+        block = slice(s, s + _SCORE_BLOCK)
+        r[block], a[block] = monitor.raw_scores(adapter, flat[block], bad[block])
     cuts = np.cumsum([len(t) for t in traces])[:-1]
     return list(zip(np.split(r, cuts), np.split(a, cuts), strict=True))
 
@@ -266,6 +269,7 @@ def _calibration_traces(adapter: Any, calibration: Any) -> list[np.ndarray]:
     expected = "a list of (T_i >= 1, obs_dim) observation arrays, one per successful rollout"
     if isinstance(calibration, (str, bytes, np.ndarray)) or not hasattr(calibration, "__iter__"):
         raise ValueError(f"calibration must be {expected}; got {type(calibration).__name__}")
+    limits = observation_limits(adapter)
     traces = []
     for i, t in enumerate(calibration):
         try:
@@ -276,7 +280,7 @@ def _calibration_traces(adapter: Any, calibration: Any) -> list[np.ndarray]:
         if x.ndim != 2 or len(x) == 0 or (width is not None and x.shape[1] != width):
             want = f"(T, {width})" if width is not None else "(T >= 1, obs_dim)"
             raise ValueError(f"calibration rollout {i} has shape {x.shape}; expected {want}")
-        bad = np.flatnonzero(invalid_rows(adapter, x))
+        bad = np.flatnonzero(invalid_rows(x, limits))
         if len(bad):
             raise ValueError(
                 f"calibration rollout {i}, step {bad[0]}: the observation holds NaN or inf or "
@@ -377,6 +381,7 @@ class MonitoredPolicy:
 
     def __init__(self, policy: Any, monitor: Monitor) -> None:
         self.adapter = as_monitorable(policy)
+        self._limits = observation_limits(self.adapter)  # checked on every observation
         self.policy = policy
         self.monitor = monitor
         if monitor.config.rnd == "reuse" and monitor.rnd_fn is None:
@@ -477,9 +482,10 @@ class MonitoredPolicy:
             if len(starts):
                 self.reset(starts)
         k, w = self.config.score_every, self.config.window
+        bad = invalid_rows(x2, self._limits)  # NaN, inf, or beyond the observation space
         due = np.flatnonzero(self._step % k == 0)  # envs scoring this step; others hold
         if len(due):
-            r, a = self.monitor.raw_scores(self.adapter, x2[due])
+            r, a = self.monitor.raw_scores(self.adapter, x2[due], bad[due])
             j = self._step[due] // k  # index of this scored step
             self._rnd_buf[due, j % w], self._ace_buf[due, j % w] = r, a
             self._raw[due] = np.stack([r, a], axis=1)
@@ -492,7 +498,7 @@ class MonitoredPolicy:
             new = due[holds & (self._alarm[due] < 0)]
             self._alarm[new] = self._step[new]
         # an impossible observation between scored steps alarms now, not at the next scored one
-        held = np.flatnonzero((self._step % k != 0) & invalid_rows(self.adapter, x2))
+        held = np.flatnonzero((self._step % k != 0) & bad)
         if len(held):
             self._raw[held], self._win[held] = np.inf, np.inf
             new = held[self._alarm[held] < 0]
@@ -533,12 +539,10 @@ class MonitoredPolicy:
                 "episode_start=None, deterministic=False) to act with: give it one, or act "
                 "with your own controller and score with observe(obs) (or MonitorWrapper)"
             )
-        step = self.observe(observation, episode_start)
-        action, _ = self.adapter.predict(  # the float32 array the monitor scored
-            self._as_obs(observation),
-            state=state,
-            episode_start=episode_start,
-            deterministic=deterministic,
+        x = self._as_obs(observation)  # the policy acts on the float32 array scored
+        step = self.observe(x, episode_start)
+        action, _ = self.adapter.predict(
+            x, state=state, episode_start=episode_start, deterministic=deterministic
         )
         return action, step
 

@@ -38,20 +38,25 @@ def _obs2d(obs: Any, obs_dim: int) -> np.ndarray:
     return x.reshape(-1, obs_dim)
 
 
-def invalid_rows(policy: Any, obs2d: np.ndarray) -> np.ndarray:
-    """(n,) True where an observation row cannot come from the policy's env: a NaN or inf, or
-    a value beyond the finite bounds of its Box ``observation_space`` (if it has one; a
-    tolerance of 1e-5 relative absorbs rounding at the bounds)."""
-    bad = ~np.isfinite(obs2d).all(axis=1)
+def observation_limits(policy: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """(low, high) per flattened observation entry beyond which no observation of the policy's
+    env lies: its Box ``observation_space``'s bounds widened by 1e-5 relative (rounding at the
+    bounds; infinite bounds stay infinite); None when the policy has no Box space."""
     space = getattr(policy, "observation_space", None)
-    if isinstance(space, spaces.Box) and space.low.size == obs2d.shape[1]:
-        low = space.low.reshape(-1).astype(np.float64)
-        high = space.high.reshape(-1).astype(np.float64)
-        with np.errstate(invalid="ignore"):  # inf bounds: never beyond them
-            beyond = (obs2d < low - 1e-5 * (1.0 + np.abs(low))) | (
-                obs2d > high + 1e-5 * (1.0 + np.abs(high))
-            )
-        bad |= beyond.any(axis=1)
+    if not isinstance(space, spaces.Box):
+        return None
+    low = space.low.reshape(-1).astype(np.float64)
+    high = space.high.reshape(-1).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        return low - 1e-5 * (1.0 + np.abs(low)), high + 1e-5 * (1.0 + np.abs(high))
+
+
+def invalid_rows(obs2d: np.ndarray, limits: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """(n,) True where an observation row cannot come from the policy's env: a NaN or inf, or
+    a value beyond ``limits`` (:func:`observation_limits`; None: no bounds known)."""
+    bad = ~np.isfinite(obs2d).all(axis=1)
+    if limits is not None and limits[0].size == obs2d.shape[1]:
+        bad |= ((obs2d < limits[0]) | (obs2d > limits[1])).any(axis=1)
     return bad
 
 
@@ -140,17 +145,18 @@ class SB3PolicyAdapter:
             resample_sde_noise(self.model, len(_obs2d(obs, self.obs_dim)), episode_start)
         x = np.asarray(obs, dtype=np.float32)
         broken = ~np.isfinite(x).reshape(-1, self.obs_dim).all(axis=1)
-        if broken.any():
-            x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+        if not broken.any():
+            return self.model.predict(
+                obs, state=state, episode_start=episode_start, deterministic=deterministic
+            )
         action, state = self.model.predict(
-            x if broken.any() else obs,
+            np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0),
             state=state,
             episode_start=episode_start,
             deterministic=deterministic,
         )
-        if broken.any():
-            action = np.array(action, dtype=np.float32)
-            action.reshape(len(broken), -1)[broken] = np.nan
+        action = np.array(action, dtype=np.float32)
+        action.reshape(len(broken), -1)[broken] = np.nan
         return action, state
 
     def reset(self, idx: Any = None) -> None:
