@@ -130,12 +130,14 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
         cfg = OmegaConf.load(path)
     except Exception as exc:  # YAML syntax, bad interpolation, undecodable bytes
         raise ValueError(f"{corrupt} ({short_reason(exc)})") from None
-    missing = [k for k in _RUN_KEYS if not isinstance(cfg, DictConfig) or k not in cfg]
-    if missing:
-        got = f"a {type(cfg).__name__}" if not isinstance(cfg, DictConfig) else "no "
-        got += ", ".join(missing) if isinstance(cfg, DictConfig) else ""
-        raise ValueError(f"{corrupt} ({got}; a run's config has {', '.join(_RUN_KEYS)})")
-    return cfg
+    if not isinstance(cfg, DictConfig):
+        got = f"a {type(cfg).__name__}"
+    else:
+        missing = [k for k in _RUN_KEYS if k not in cfg]
+        if not missing:
+            return cfg
+        got = f"no {', '.join(missing)}"
+    raise ValueError(f"{corrupt} ({got}; a run's config has {', '.join(_RUN_KEYS)})")
 
 
 def load_model_file(algo: str, path: str | Path, device: str = "cpu") -> Any:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 
 AGV_IDS = {
     # id: (default kwargs, max_episode_steps)
@@ -69,6 +68,7 @@ def make_sb3_vec_env(
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecMonitor
 
+    from rndx.envs.vec_checks import CheckedActions
     from rndx.utils.checks import whole_number
 
     n_envs = whole_number("n_envs", n_envs, 1)
@@ -89,29 +89,6 @@ def make_sb3_vec_env(
     venv = make_vec_env(
         env_id, n_envs=n_envs, seed=seed, env_kwargs=make_kwargs, wrapper_class=flatten_dict_obs
     )
-    return _checked_actions(venv)
-
-
-def _checked_actions(venv):
-    """SB3's DummyVecEnv hands ``actions[i]`` to env i, so a batch of the wrong shape fails
-    inside it (an IndexError, or each env rejecting a scalar): check the batch's shape first,
-    as the AGV VecEnv does."""
-    from stable_baselines3.common.vec_env import VecEnvWrapper
-
-    class CheckedActions(VecEnvWrapper):
-        def step_async(self, actions):
-            shape, n = self.action_space.shape, self.num_envs
-            got = np.shape(actions)
-            if got != (n, *shape) and not (n == 1 and got == shape):
-                raise ValueError(f"actions of shape {got} for {n} envs; expected {(n, *shape)}")
-            self.venv.step_async(actions)
-
-        def step_wait(self):
-            return self.venv.step_wait()
-
-        def reset(self):
-            return self.venv.reset()
-
     return CheckedActions(venv)
 
 
