@@ -19,10 +19,18 @@ def _first_not_none(*values: Any) -> Any:
     return next((v for v in values if v is not None), None)
 
 
+def _hydra_subdir(resume: Any, stamp: str) -> str:
+    """Where Hydra writes its files in the run dir: ``.hydra``, or for a resume
+    ``.hydra/resume_<stamp>`` (the run's own ``.hydra/overrides.yaml`` says how it was made)."""
+    return ".hydra" if resume is None else f".hydra/resume_{stamp}"
+
+
 def register_resolvers() -> None:
     """Register rndx's resolvers; safe to call more than once."""
     if not OmegaConf.has_resolver("rndx.first"):
         OmegaConf.register_new_resolver("rndx.first", _first_not_none)
+    if not OmegaConf.has_resolver("rndx.hydra_subdir"):
+        OmegaConf.register_new_resolver("rndx.hydra_subdir", _hydra_subdir)
 
 
 def to_dict(node: DictConfig | None) -> dict[str, Any]:
@@ -58,16 +66,33 @@ def check_new_run_dir(run_dir: str | Path) -> None:
 
 class NewRunDirCallback(Callback):
     """Hydra callback (``configs/train.yaml``): ``run_dir=`` naming a dir that holds a run fails
-    before Hydra writes ``.hydra/`` and ``status.json`` into it; one line, exit status 2."""
+    before Hydra writes ``.hydra/`` and ``status.json`` into it; one line, exit status 2.
+
+    The dir stays locked for the run (``rndx.utils.io.acquire_dir``), so a second command
+    started at the same time fails here too instead of writing its ``.hydra/`` over the first's.
+    """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from rndx.utils.io import DirInUseError, acquire_dir
+
+        self._locked: str | None = None
         if config.get("resume") is not None or config.get("run_dir") is None:
             return
         try:
+            acquire_dir(str(config.run_dir), "run dir")
+            self._locked = str(config.run_dir)
             check_new_run_dir(str(config.run_dir))
-        except FileExistsError as exc:
+        except (FileExistsError, DirInUseError) as exc:
+            self.on_run_end(config)
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from rndx.utils.io import release_dir
+
+        if getattr(self, "_locked", None) is not None:
+            release_dir(self._locked)
+            self._locked = None
 
 
 register_resolvers()

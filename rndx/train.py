@@ -10,7 +10,7 @@ Imitation agents learn from a demos file instead of the env:
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,13 @@ from rndx.paths import config_dir
 from rndx.record import FORMATS, after_training
 from rndx.utils.checks import whole_number
 from rndx.utils.headless import use_headless_backends
-from rndx.utils.io import atomic_save, atomic_write_json, atomic_write_text
+from rndx.utils.io import (
+    atomic_save,
+    atomic_write_json,
+    atomic_write_text,
+    dir_lock,
+    remove_stale_temporaries,
+)
 from rndx.viz.novelty import VISITATION_FILE, VisitationCounter
 
 if TYPE_CHECKING:
@@ -55,11 +61,15 @@ SEED_MAX = 2**32 - 1
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped training after ``checkpoints/latest.zip`` was saved."""
+    """Ctrl-C stopped training after ``checkpoints/latest.zip`` was saved (``trained``: after
+    training and ``model.zip``, during the evaluation, novelty map or video)."""
 
-    def __init__(self, run_dir: Path, num_timesteps: int) -> None:
+    def __init__(self, run_dir: Path, num_timesteps: int, trained: bool = False) -> None:
         super().__init__(
-            f"interrupted at {num_timesteps} env steps; checkpoint saved; "
+            f"interrupted after training ({num_timesteps} steps; model.zip saved) while "
+            f"evaluating; evaluate it with: python -m rndx.evaluate run={run_dir}"
+            if trained
+            else f"interrupted at {num_timesteps} env steps; checkpoint saved; "
             f"continue with: python -m rndx.train resume={run_dir}"
         )
         self.run_dir = run_dir
@@ -77,22 +87,39 @@ def save_checkpoint(model: BaseAlgorithm, checkpoint_dir: Path) -> None:
 
 
 class LatestCheckpoint(BaseCallback):
-    """Every ``every`` env steps (and at the end) write ``latest.zip`` and ``latest.json``."""
+    """Every ``every`` env steps (and at the end) write ``latest.zip`` and ``latest.json``.
 
-    def __init__(self, checkpoint_dir: Path, every: int) -> None:
+    A checkpoint is written when a rollout starts, after PPO has trained on the one before:
+    every step it counts is one the saved model learned from, so a resumed run collects
+    exactly the rollouts an uninterrupted one would (saving at the step that crosses the
+    mark, inside a rollout, would count a rollout the model never trained on and resume
+    off the rollout grid). ``on_save`` runs after each periodic save (the visit counts).
+    """
+
+    def __init__(
+        self, checkpoint_dir: Path, every: int, on_save: Callable[[], None] | None = None
+    ) -> None:
         super().__init__()
         self.checkpoint_dir = checkpoint_dir
         self.every = every
+        self.on_save = on_save
         self._next_save = every
+        self.trained_steps: int | None = None  # env steps at the start of the rollout under way
 
     def _on_training_start(self) -> None:
         # A resumed model starts at its saved num_timesteps, not 0.
-        self._next_save = (self.num_timesteps // self.every + 1) * self.every
+        self.trained_steps = self.model.num_timesteps
+        self._next_save = (self.trained_steps // self.every + 1) * self.every
+
+    def _on_rollout_start(self) -> None:
+        self.trained_steps = self.model.num_timesteps
+        if self.trained_steps >= self._next_save:
+            self.save()
+            if self.on_save is not None:
+                self.on_save()
+            self._next_save = (self.trained_steps // self.every + 1) * self.every
 
     def _on_step(self) -> bool:
-        if self.num_timesteps >= self._next_save:
-            self.save()
-            self._next_save = (self.num_timesteps // self.every + 1) * self.every
         return True
 
     def _on_training_end(self) -> None:
@@ -258,8 +285,11 @@ def check_settings(cfg: DictConfig) -> dict[str, int]:
 
 
 def train(cfg: DictConfig) -> Path:
-    """Train, checkpoint, save and evaluate one run described by ``cfg``; return its run dir."""
-    from rndx.envs import make_sb3_vec_env, resolve_env_id
+    """Train, checkpoint, save and evaluate one run described by ``cfg``; return its run dir.
+
+    :raises DirInUseError: if another process is training into the same run dir.
+    """
+    from rndx.envs import resolve_env_id
 
     settings = check_settings(cfg)
     device = resolve_device(str(cfg.device))  # a bad setting or device fails before any write
@@ -270,8 +300,22 @@ def train(cfg: DictConfig) -> Path:
         )
     resolve_env_id(str(cfg.env.id))  # so does an unknown env id (it names the closest ones)
     run_dir = resolve_run_dir(cfg)
-    if cfg.resume is None:
-        check_new_run_dir(run_dir)  # a second run would overwrite and mix with the first
+    if cfg.resume is not None and not run_dir.is_dir():
+        raise FileNotFoundError(f"cannot resume: run dir {str(run_dir)!r} not found")
+    # one process per run dir: two runs (or two resumes) at once would overwrite each other's
+    # checkpoints and interleave their logs
+    with dir_lock(run_dir, "run dir"):
+        if cfg.resume is None:
+            check_new_run_dir(run_dir)  # a second run would overwrite and mix with the first
+        for path in remove_stale_temporaries(run_dir):
+            print(f"removed {path}: a write that a killed run left unfinished", file=sys.stderr)
+        return _train_in(cfg, run_dir, settings, device)
+
+
+def _train_in(cfg: DictConfig, run_dir: Path, settings: dict[str, int], device: str) -> Path:
+    """:func:`train` once the run dir is locked and checked."""
+    from rndx.envs import make_sb3_vec_env
+
     cfg = OmegaConf.create(to_dict(cfg))  # resolved copy: the caller's config stays untouched
     cfg.run_dir = str(run_dir)
     for key, value in settings.items():
@@ -296,7 +340,14 @@ def train(cfg: DictConfig) -> Path:
     finally:
         env.close()
     atomic_save(model.save, run_dir / "model.zip")
+    try:
+        return _finish(cfg, run_dir, model, env_kwargs)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(run_dir, int(model.num_timesteps), trained=True) from None
 
+
+def _finish(cfg: DictConfig, run_dir: Path, model: Any, env_kwargs: dict[str, Any]) -> Path:
+    """Evaluate the saved model, draw the run's pictures and say where everything is."""
     result = evaluate_policy_episodes(
         model,
         str(cfg.env.id),
@@ -316,12 +367,11 @@ def train(cfg: DictConfig) -> Path:
 
 def _learn(model: BaseAlgorithm, cfg: DictConfig, run_dir: Path, remaining: int) -> None:
     """``model.learn`` with the run's callbacks; Ctrl-C saves the checkpoint and the visit
-    counts as the end of training would, then raises :class:`TrainingInterrupted`."""
+    counts as of the start of the rollout under way (what the model was trained on), then
+    raises :class:`TrainingInterrupted`."""
     visits = VisitationCounter(run_dir / VISITATION_FILE)
-    callbacks: list[BaseCallback] = [
-        LatestCheckpoint(run_dir / "checkpoints", int(cfg.checkpoint_every)),
-        visits,
-    ]
+    checkpoints = LatestCheckpoint(run_dir / "checkpoints", int(cfg.checkpoint_every), visits.save)
+    callbacks: list[BaseCallback] = [checkpoints, visits]
     bar = ProgressBarCallback() if _show_progress(cfg) else None  # here, to close it on Ctrl-C
     try:
         model.learn(
@@ -333,8 +383,12 @@ def _learn(model: BaseAlgorithm, cfg: DictConfig, run_dir: Path, remaining: int)
     except KeyboardInterrupt:
         if bar is not None and hasattr(bar, "pbar"):
             bar.pbar.close()
+        # the rollout under way was not trained on (or only in part): count up to its start,
+        # so the resumed run collects it again
+        if checkpoints.trained_steps is not None:  # None: stopped before training began
+            model.num_timesteps = checkpoints.trained_steps
         save_checkpoint(model, run_dir / "checkpoints")
-        visits.on_training_end()  # a resumed run adds to these counts
+        visits.save(at_rollout_start=True)  # a resumed run adds to these counts
         raise TrainingInterrupted(run_dir, int(model.num_timesteps)) from None
 
 

@@ -7,9 +7,19 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks, the lock is a no-op
+    fcntl = None  # type: ignore[assignment]
+
+LOCK_FILE = ".lock"
+# what atomic_save's temporary files are called: `.<stem>.tmp-<random><suffix>`
+TMP_MARK = ".tmp-"
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -43,7 +53,9 @@ def atomic_save(save_fn: Callable[[Path], Any], path: str | os.PathLike[str]) ->
     """
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.stem}.", suffix=dest.suffix)
+    fd, tmp_name = tempfile.mkstemp(
+        dir=dest.parent, prefix=f".{dest.stem}{TMP_MARK}", suffix=dest.suffix
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -105,3 +117,73 @@ def short_reason(exc: BaseException) -> str:
     text = text.splitlines()[0].split(". ")[0].rstrip(".") if text else ""
     name = type(exc).__name__
     return f"{name}: {text[:120]}" if text else {"EOFError": "the file ends early"}.get(name, name)
+
+
+class DirInUseError(RuntimeError):
+    """Another process holds the directory's lock (see :func:`dir_lock`)."""
+
+
+# this process's locks: resolved dir -> (file descriptor, how many holders)
+_HELD: dict[str, list[int]] = {}
+
+
+def acquire_dir(directory: str | os.PathLike[str], what: str = "dir") -> None:
+    """Take an exclusive advisory lock on ``directory/.lock`` (created, with this pid in it).
+
+    Re-entrant within one process (counted; release as often as acquired). The lock dies
+    with the process, so a killed run never leaves a stale one.
+
+    :raises DirInUseError: if another process holds it, naming the dir and that process's pid.
+    """
+    d = Path(directory)
+    key = str(d.resolve())
+    if key in _HELD:
+        _HELD[key][1] += 1
+        return
+    d.mkdir(parents=True, exist_ok=True)
+    fd = os.open(d / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            pid = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise DirInUseError(
+                f"{what} {str(d)!r} is in use by another process (pid {pid}); wait for it to "
+                "end, or use another dir"
+            ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _HELD[key] = [fd, 1]
+
+
+def release_dir(directory: str | os.PathLike[str]) -> None:
+    """Undo one :func:`acquire_dir`; the last one unlocks (the lock file stays, empty)."""
+    key = str(Path(directory).resolve())
+    held = _HELD.get(key)
+    if held is None:
+        return
+    held[1] -= 1
+    if held[1] == 0:
+        del _HELD[key]
+        os.ftruncate(held[0], 0)
+        os.close(held[0])  # closing the last descriptor drops the flock
+
+
+@contextmanager
+def dir_lock(directory: str | os.PathLike[str], what: str = "dir") -> Iterator[None]:
+    """``with dir_lock(run_dir, "run dir"):`` hold :func:`acquire_dir` for the block."""
+    acquire_dir(directory, what)
+    try:
+        yield
+    finally:
+        release_dir(directory)
+
+
+def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files of atomic writes that a killed process left under
+    ``directory`` (call it while holding the dir's lock, so none is being written)."""
+    stale = [p for p in Path(directory).rglob(f".*{TMP_MARK}*") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale

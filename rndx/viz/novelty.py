@@ -40,8 +40,9 @@ def warehouse_core(venv: Any) -> Any:
 class VisitationCounter(BaseCallback):
     """Count training poses (``info["pose"]``) on a grid of ``cells_per_m`` cells per metre.
 
-    Inactive for envs without a warehouse core. Counts are saved at the end of training and
-    a resumed run adds to the saved counts.
+    Inactive for envs without a warehouse core. Counts are saved with each checkpoint
+    (:meth:`save`, called by the run's checkpoint callback) and at the end of training; a
+    resumed run adds to the saved counts.
     """
 
     def __init__(self, path: str | Path, cells_per_m: int = 4) -> None:
@@ -49,6 +50,7 @@ class VisitationCounter(BaseCallback):
         self.path = Path(path)
         self.cells_per_m = cells_per_m
         self.counts: np.ndarray | None = None
+        self._at_rollout_start: np.ndarray | None = None
 
     def _on_training_start(self) -> None:
         core = warehouse_core(self.training_env)
@@ -61,6 +63,11 @@ class VisitationCounter(BaseCallback):
             saved = np.load(self.path)
             if saved["counts"].shape == shape:
                 self.counts += saved["counts"]
+        self._at_rollout_start = self.counts.copy()
+
+    def _on_rollout_start(self) -> None:
+        if self.counts is not None:
+            self._at_rollout_start = self.counts.copy()
 
     def _on_step(self) -> bool:
         if self.counts is None:
@@ -76,8 +83,14 @@ class VisitationCounter(BaseCallback):
         return True
 
     def _on_training_end(self) -> None:
-        if self.counts is not None:
-            save_visitation(self.path, self.counts, self.cells_per_m)
+        self.save()
+
+    def save(self, at_rollout_start: bool = False) -> None:
+        """Write the counts so far, or (``at_rollout_start``) as they were when the rollout
+        under way began: an interrupted run's checkpoint counts only up to there."""
+        counts = self._at_rollout_start if at_rollout_start else self.counts
+        if counts is not None:
+            save_visitation(self.path, counts, self.cells_per_m)
 
 
 def save_visitation(path: str | Path, counts: np.ndarray, cells_per_m: int) -> Path:
