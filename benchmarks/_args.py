@@ -1,5 +1,6 @@
 """Argument checks shared by the benchmark scripts: argparse types for numeric flags, the
-command line of a run's non-default settings, and the rule for results files.
+command line of a run's non-default settings, the rule for results files, and the process
+pool the training benchmarks run their jobs in.
 
 The rule (every script that writes ``benchmarks/results/``): a run writes
 ``benchmarks/results/NAME.*``. Left to its default, NAME is the committed results' name, and a
@@ -13,7 +14,10 @@ from __future__ import annotations
 import argparse
 import math
 import shlex
+import signal
+import sys
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 RESULTS_RULE = (
@@ -145,3 +149,19 @@ def refuse_overwrite(
             f"({shlex.join(diff)}): give {flag} NAME to write benchmarks/results/NAME.* "
             f"instead (the default name to overwrite it on purpose)"
         )
+
+
+def _die_with_parent() -> None:
+    """Pool initializer (Linux): SIGKILL this worker when the benchmark process dies, however
+    it dies; a killed parent otherwise leaves its workers blocked on the pool's pipe."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+
+def worker_pool(jobs: int) -> ProcessPoolExecutor:
+    """``jobs`` worker processes that end with the benchmark (see :func:`_die_with_parent`)."""
+    return ProcessPoolExecutor(max_workers=jobs, initializer=_die_with_parent)

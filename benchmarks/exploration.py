@@ -30,7 +30,7 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import as_completed
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -42,6 +42,7 @@ from benchmarks._args import (  # noqa: E402
     nonnegative_int,
     positive_int,
     refuse_overwrite,
+    worker_pool,
 )
 from rndx.utils.io import atomic_write_json  # noqa: E402  (after the thread limit above)
 
@@ -338,9 +339,9 @@ def main() -> None:
             done = saved["runs"]
             print(f"resuming: {len(done)} finished run(s) from {partial_path}")
     start = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+    with worker_pool(args.jobs) as pool:
         futures = {
-            f"{a}/{s}": pool.submit(
+            pool.submit(
                 run_one,
                 a,
                 s,
@@ -350,13 +351,23 @@ def main() -> None:
                 args.task,
                 eval_episodes=args.eval_episodes,
                 action_repeat=args.action_repeat,
-            )
+            ): f"{a}/{s}"
             for a, s in jobs
             if f"{a}/{s}" not in done
         }
-        for key, fut in futures.items():
-            done[key] = fut.result()
+        error: BaseException | None = None
+        for fut in as_completed(futures):  # saved as each finishes, not in submission order
+            if fut.cancelled():
+                continue
+            if fut.exception() is not None:  # the runs already running still finish, saved
+                error = error or fut.exception()
+                for other in futures:
+                    other.cancel()  # those not started yet
+                continue
+            done[futures[fut]] = fut.result()
             atomic_write_json(partial_path, {"same": same, "runs": done})
+    if error is not None:
+        raise error
     results = [done[f"{a}/{s}"] for a, s in jobs]
     wall = time.perf_counter() - start
     atomic_write_json(RESULTS / f"{args.tag}.json", {"args": vars(args), "results": results})

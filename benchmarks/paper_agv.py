@@ -45,7 +45,7 @@ import argparse
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -58,6 +58,7 @@ from benchmarks._args import (  # noqa: E402
     nonnegative_int,
     positive_int,
     refuse_overwrite,
+    worker_pool,
 )
 from benchmarks.exploration import RESULTS, plot_panel, run_one  # noqa: E402
 
@@ -234,7 +235,7 @@ def main() -> None:
         RESULTS.mkdir(exist_ok=True)
         start = time.perf_counter()
         results = []
-        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        with worker_pool(args.jobs) as pool:
             futures = [
                 pool.submit(run_scene, sc, a, s, args.steps, window, progress) for sc, a, s in jobs
             ]

@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -195,7 +196,7 @@ def test_exploration_flags(argv, says, monkeypatch, capsys) -> None:
 def test_exploration_keeps_the_default_results_of_a_small_run(tmp_path, monkeypatch, capsys):
     exploration = pytest.importorskip("benchmarks.exploration")
     monkeypatch.setattr(exploration, "RESULTS", tmp_path)
-    monkeypatch.setattr(exploration, "ProcessPoolExecutor", ThreadPoolExecutor)
+    monkeypatch.setattr(exploration, "worker_pool", ThreadPoolExecutor)
     monkeypatch.setattr(exploration, "plot", lambda *a, **k: None)
 
     def run_one(agent, seed, steps, window, overrides, task="agv_hard", **kw):
@@ -468,3 +469,40 @@ def test_device_speed_flags(monkeypatch, capsys) -> None:
         assert f"{flag}: 0 must be >= 1" in _exits_2(
             device_speed.main, [flag, "0"], monkeypatch, capsys
         )
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_benchmark_workers_die_with_a_killed_parent(tmp_path) -> None:
+    """kill -9 of a benchmark leaves no pool worker behind (they used to block forever)."""
+    import os
+    import subprocess
+    import time
+
+    script = (
+        "import os, sys, time\n"
+        "from benchmarks._args import worker_pool\n"
+        "pool = worker_pool(1)\n"
+        "print(pool.submit(os.getpid).result(), flush=True)\n"
+        "pool.submit(time.sleep, 60)\n"
+        "time.sleep(60)\n"
+    )
+    root = str(Path(__file__).resolve().parents[1])
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": root},
+    )
+    worker = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(worker, 9)
+    pytest.fail(f"worker {worker} outlived its killed parent")

@@ -41,7 +41,7 @@ def _fake_run(calls: list, fail_on: str | None = None):
 
 def test_a_rerun_after_a_crash_trains_only_the_unfinished_runs(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(exploration, "RESULTS", tmp_path)
-    monkeypatch.setattr(exploration, "ProcessPoolExecutor", ThreadPoolExecutor)
+    monkeypatch.setattr(exploration, "worker_pool", ThreadPoolExecutor)
     monkeypatch.setattr(exploration, "plot", lambda *a, **k: None)
     argv = ["exploration.py", "--agents", "ppo", "ppo_rnd", "--seeds", "0", "1"]
     argv += ["--steps", "100", "--window", "50", "--jobs", "1", "--tag", "t"]
@@ -52,13 +52,14 @@ def test_a_rerun_after_a_crash_trains_only_the_unfinished_runs(tmp_path, monkeyp
     with pytest.raises(RuntimeError, match="killed"):
         exploration.main()
     saved = json.loads((tmp_path / "t.partial.json").read_text())
-    assert sorted(saved["runs"]) == ["ppo/0", "ppo_rnd/0"]
+    # the run in flight when ppo/1 failed (if the pool had started it) finished and was kept
+    assert {"ppo/0", "ppo_rnd/0"} <= set(saved["runs"]) and "ppo/1" not in saved["runs"]
     assert not (tmp_path / "t.json").exists()
 
     calls.clear()
     monkeypatch.setattr(exploration, "run_one", _fake_run(calls))
     exploration.main()
-    assert sorted(calls) == ["ppo/1", "ppo_rnd/1"]
+    assert sorted(calls) == sorted({"ppo/1", "ppo_rnd/1"} - set(saved["runs"]))
     assert not (tmp_path / "t.partial.json").exists()
     final = json.loads((tmp_path / "t.json").read_text())
     assert all(r["eval"] == {"success_rate": 0.25} for r in final["results"])
@@ -75,3 +76,33 @@ def test_a_rerun_after_a_crash_trains_only_the_unfinished_runs(tmp_path, monkeyp
     monkeypatch.setattr(sys, "argv", [*argv[:-4], "--steps", "200", "--tag", "t"])
     exploration.main()
     assert len(calls) == 4
+
+
+def test_a_run_that_finishes_behind_a_failing_one_is_saved(tmp_path, monkeypatch) -> None:
+    """Runs are saved as they finish: a fast later run is kept when an earlier, slower one
+    fails (they used to be saved in submission order, so the failure lost it)."""
+    import threading
+
+    monkeypatch.setattr(exploration, "RESULTS", tmp_path)
+    monkeypatch.setattr(exploration, "worker_pool", ThreadPoolExecutor)
+    monkeypatch.setattr(exploration, "plot", lambda *a, **k: None)
+    argv = ["exploration.py", "--agents", "ppo", "ppo_rnd", "--seeds", "0", "1"]
+    argv += ["--steps", "100", "--window", "50", "--jobs", "2", "--tag", "t"]
+    monkeypatch.setattr(sys, "argv", argv)
+    calls: list[str] = []
+    second_done = threading.Event()
+    inner = _fake_run(calls)
+
+    def run_one(agent, seed, *args, **kwargs):
+        if (agent, seed) == ("ppo", 0):  # the first job: fails once the second has finished
+            assert second_done.wait(10)
+            raise RuntimeError("killed")
+        out = inner(agent, seed, *args, **kwargs)
+        second_done.set()
+        return out
+
+    monkeypatch.setattr(exploration, "run_one", run_one)
+    with pytest.raises(RuntimeError, match="killed"):
+        exploration.main()
+    saved = json.loads((tmp_path / "t.partial.json").read_text())
+    assert "ppo_rnd/0" in saved["runs"] and "ppo/0" not in saved["runs"]
