@@ -88,23 +88,47 @@ def job_record(job_return: JobReturn) -> dict[str, Any]:
 
 
 def launcher_error_records(
-    batch: Sequence[Sequence[str]], first_job: int, exc: BaseException
+    batch: Sequence[Sequence[str]],
+    first_job: int,
+    exc: BaseException,
+    sweep_dir: str | Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Records for a batch whose launcher raised: no job returned, so each gets the error.
+    """Records for a batch whose launcher raised (a killed worker, a lost node): no job
+    returned, so each job's own run dir is read where it can be found.
 
-    Jobs of the batch that finished before the launcher failed still have their run dirs
-    (``python -m rndx.sweep summarize`` reads those); the sweep cannot tell which they are.
+    Job ``k`` runs in ``<sweep_dir>/<k>__...`` (``hydra.sweep.subdir`` starts with the job
+    number). A job that ended wrote its ``status.json`` there (COMPLETED or FAILED, kept as
+    the job's record); one that started but did not end gets LAUNCHER_ERROR with its run dir
+    (resume it); one with no dir, LAUNCHER_ERROR without one.
     """
-    return [
-        {
-            "job": first_job + i,
+    records = []
+    for i, overrides in enumerate(batch):
+        job = first_job + i
+        dirs = sorted(Path(sweep_dir).glob(f"{job}__*")) if sweep_dir is not None else []
+        run_dir = dirs[0] if len(dirs) == 1 and dirs[0].is_dir() else None
+        record: dict[str, Any] = {
+            "job": job,
             "overrides": list(overrides),
-            "run_dir": None,
+            "run_dir": None if run_dir is None else str(run_dir),
             "status": "LAUNCHER_ERROR",
             "error": _error_text(exc),
         }
-        for i, overrides in enumerate(batch)
-    ]
+        status = _read_status(run_dir)
+        if status is not None:  # the job ended before its launcher failed
+            record.update(status=status["status"], error=status.get("error"))
+        records.append(record)
+    return records
+
+
+def _read_status(run_dir: Path | None) -> dict[str, Any] | None:
+    """A job's ``status.json``, or None if it has none (or an unreadable one)."""
+    if run_dir is None or not (run_dir / STATUS_FILE).is_file():
+        return None
+    try:
+        status = json.loads((run_dir / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return status if isinstance(status, dict) and "status" in status else None
 
 
 def compose_error_record(overrides: Sequence[str], exc: BaseException) -> dict[str, Any]:
@@ -144,7 +168,11 @@ def format_sweep_report(sweep_dir: str | Path, records: Sequence[dict[str, Any]]
             lines.append(
                 f"  {r['status']} job {r['job']} [{' '.join(r['overrides'])}]: {r['error']}"
             )
-        if r["run_dir"] is not None:
+        if r["run_dir"] is None:
+            continue
+        if r["status"] == "LAUNCHER_ERROR":  # started, never ended: its checkpoint is there
+            lines.append(f"    continue it: python -m rndx.train resume={r['run_dir']}")
+        else:
             lines.append(f"    traceback: {Path(r['run_dir']) / STATUS_FILE}")
     return "\n".join(lines)
 

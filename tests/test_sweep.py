@@ -289,6 +289,26 @@ def test_launcher_error_marks_every_job_of_the_batch(tmp_path: Path) -> None:
     assert "LAUNCHER_ERROR job 5 [seed=1]: MemoryError: worker killed" in report
 
 
+def test_launcher_error_keeps_what_each_jobs_run_dir_says(tmp_path: Path) -> None:
+    """A killed worker fails the batch, not the jobs that had ended: their status.json is
+    their record; a job that started and never ended is named with its dir to resume."""
+    done = tmp_path / "4__agv_warehouse__ppo__0"
+    done.mkdir()
+    (done / "status.json").write_text(json.dumps({"status": "COMPLETED", "error": None}))
+    started = tmp_path / "5__agv_warehouse__ppo__1"
+    started.mkdir()
+    batch = [["seed=0"], ["seed=1"], ["seed=2"]]
+    records = launcher_error_records(batch, 4, MemoryError("worker killed"), tmp_path)
+    assert [(r["job"], r["status"], r["run_dir"]) for r in records] == [
+        (4, "COMPLETED", str(done)),
+        (5, "LAUNCHER_ERROR", str(started)),
+        (6, "LAUNCHER_ERROR", None),
+    ]
+    report = format_sweep_report(tmp_path, records)
+    assert "1 of 3 jobs completed, 2 failed" in report
+    assert f"continue it: python -m rndx.train resume={started}" in report
+
+
 def test_common_overrides_count_failed_runs(tmp_path: Path) -> None:
     """A swept key stays a variant when a failed run removes all but one of its values."""
     common = ["experiment=smoke"]

@@ -153,7 +153,7 @@ class RndxSweeper(BasicSweeper):
                 # The launcher itself failed (a worker killed by the OOM killer, a joblib
                 # timeout, a lost Ray node): the batch's returns are lost, its jobs' run dirs
                 # on disk are not. Record the batch and go on with the next one.
-                records += launcher_error_records(batch, initial_job_idx, exc)
+                records += launcher_error_records(batch, initial_job_idx, exc, sweep_dir)
             else:
                 returns.append(results)
                 records += [job_record(r) for r in results]
