@@ -285,8 +285,10 @@ class IntrinsicModule(nn.Module):
         assert self.optimizer is not None, "subclasses must call _make_optimizer()"
         if self.update_proportion < 1.0:
             keep = torch.rand(len(x), generator=generator, device=x.device) < self.update_proportion
-            if keep.any():
-                x, target = x[keep], target[keep]
+            if not keep.any():  # the draw kept no sample: no step (not one on the whole batch)
+                with torch.no_grad():
+                    return {"predictor_loss": float(self._loss(x, target).mean())}
+            x, target = x[keep], target[keep]
         loss = self._loss(x, target).mean()
         self.optimizer.zero_grad()
         loss.backward()

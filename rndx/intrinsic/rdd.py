@@ -18,6 +18,7 @@ class RDD(IntrinsicModule):
     decays like a pseudo-count 1/n plus a prediction-error term.
 
     :param sigma: std of the target distribution (paper: 1)
+    :param learning_rate: the predictor's Adam step size (paper: 3e-4; RND's default is 1e-4)
     """
 
     def __init__(
@@ -27,9 +28,10 @@ class RDD(IntrinsicModule):
         output_dim: int = 64,
         target_layers: int = 2,
         sigma: float = 1.0,
+        learning_rate: float = 3e-4,
         **kwargs,
     ):
-        super().__init__(input_dim, **kwargs)
+        super().__init__(input_dim, learning_rate=learning_rate, **kwargs)
         if sigma < 0:
             raise ValueError(f"sigma={sigma!r} must be >= 0")
         self.sigma = sigma

@@ -434,3 +434,19 @@ def test_an_agent_loaded_onto_the_gpu_keeps_training(tmp_path: Path) -> None:
     loaded = IntrinsicPPO.load(tmp_path / "m.zip", env=model.env, device="cuda")
     loaded.learn(256, reset_num_timesteps=False)  # the normaliser's per-env return was on cuda
     assert loaded.num_timesteps == 512
+
+
+def test_input_normalisation_starts_from_init_steps_random_action_steps_per_env() -> None:
+    """RND's start: the module's input statistics come from init_steps random-action steps of
+    every env before the first rollout (5 x 4 envs here), the policy not involved."""
+    agent = _agent(init_steps=5)
+    agent._setup_learn(total_timesteps=128)
+    stats = agent.intrinsic.obs_rms
+    assert float(stats.count) == pytest.approx(1e-4)  # the epsilon prior: nothing seen yet
+    agent._init_input_stats(agent.env)
+    assert float(stats.count) == pytest.approx(5 * 4 + 1e-4)
+    assert float(stats.var.min()) > 0 and agent._intrinsic_ready
+    none = _agent(init_steps=0)
+    none._setup_learn(total_timesteps=128)
+    none._init_input_stats(none.env)
+    assert float(none.intrinsic.obs_rms.count) == pytest.approx(1e-4)

@@ -71,8 +71,50 @@ def test_rdd_bonus_is_against_the_mean_not_the_sample() -> None:
     x = torch.randn(8, 3)
     b1, b2 = m._bonus(x), m._bonus(x)
     assert torch.equal(b1, b2)  # deterministic: no sampling in the bonus
+    # exactly (1/d) ||f(s) - mu(s)||^2 with mu the frozen target network's output
+    with torch.no_grad():
+        f, mu = m._net(m.predictor, x), m._net(m.target, x)
+    torch.testing.assert_close(b1, ((f - mu) ** 2).sum(1) / m.output_dim)
+    assert float(b1.min().detach()) > 0
     l1, l2 = m._loss(x, m._target(x)), m._loss(x, m._target(x))
     assert not torch.equal(l1, l2)  # the regression target is resampled on every visit
+    # ... from N(mu, sigma^2): E||f - (mu + sigma eps)||^2 = ||f - mu||^2 + d sigma^2
+    with torch.no_grad():
+        mean_loss = torch.stack([m._loss(x, mu) for _ in range(4000)]).mean(0)
+    expected = ((f - mu) ** 2).sum(1) + m.output_dim * m.sigma**2
+    torch.testing.assert_close(mean_loss, expected, rtol=0.02, atol=0.0)
+
+
+def test_rdd_uses_the_papers_learning_rate_by_default() -> None:
+    assert RDD(3).optimizer.param_groups[0]["lr"] == 3e-4
+    assert RND(3).optimizer.param_groups[0]["lr"] == 1e-4
+
+
+@pytest.mark.parametrize("cls", [RND, RDD])
+def test_predictor_steps_on_the_update_proportion_share_of_the_batch(cls) -> None:
+    """One step with update_proportion p equals a step with p = 1 on the samples that the
+    same random draw keeps; a draw that keeps none makes no step at all."""
+    batch = torch.as_tensor(np.random.default_rng(2).normal(size=(64, 5)), dtype=torch.float32)
+    torch.manual_seed(3)
+    part = cls(5, learning_rate=1e-2, update_proportion=0.25)
+    whole = cls(5, learning_rate=1e-2)
+    whole.load_state_dict(part.state_dict())
+    x, target = part.training_batch(batch)
+    keep = torch.rand(64, generator=torch.Generator().manual_seed(7)) < 0.25
+    assert 0 < int(keep.sum()) < 64
+    torch.manual_seed(11)  # RDD samples its regression target: the same draw for both
+    part.update_prepared(x, target, generator=torch.Generator().manual_seed(7))
+    torch.manual_seed(11)
+    whole.update_prepared(x[keep], target[keep])
+    for a, b in zip(part.predictor.parameters(), whole.predictor.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    # a draw that keeps nothing (a 4-sample minibatch at p = 1e-6): the predictor is unchanged
+    tiny = cls(5, update_proportion=1e-6)
+    before = [p.clone() for p in tiny.predictor.parameters()]
+    out = tiny.update(batch[:4])
+    assert np.isfinite(out["predictor_loss"])
+    for a, b in zip(tiny.predictor.parameters(), before, strict=True):
+        assert torch.equal(a, b)
 
 
 def test_running_mean_std_matches_numpy() -> None:
@@ -154,6 +196,7 @@ def test_reward_normaliser_accumulates_over_time_per_env() -> None:
         wrong_returns.append(ret_w.copy())
     wrong.update(np.array(wrong_returns).reshape(-1))
     assert wrong.std != pytest.approx(rms.std, rel=1e-3)
+    assert not np.allclose(out, rewards / wrong.std, rtol=1e-3)  # the module is not the bug
 
 
 def test_state_dict_round_trip_restores_statistics() -> None:

@@ -103,6 +103,12 @@ def test_cp_band_is_an_upper_band_around_the_mean():
     assert band.shape == (40,)
     assert np.all(band > mean)  # the sign: threshold = mu + h * s with h > 0
     assert band[-1] > band[0] + 5  # it follows the trend
+    # by hand: mu, s from the first half; h = the ceil((n+1)(1 - delta))-th smallest of the
+    # second half's max_t (score_t - mu_t) / s_t (FIPER's code has mu - score: a lower band)
+    std = np.std(cal[:20], axis=0)
+    ratios = sorted(np.max((t - mean) / std) for t in cal[20:])
+    h = ratios[math.ceil(21 * 0.9) - 1]
+    np.testing.assert_allclose(band, mean + h * std, rtol=1e-9)
 
 
 def test_time_varying_is_a_per_step_quantile():
