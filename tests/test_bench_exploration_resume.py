@@ -39,13 +39,19 @@ def _fake_run(calls: list, fail_on: str | None = None):
     return run_one
 
 
-def test_a_rerun_after_a_crash_trains_only_the_unfinished_runs(tmp_path, monkeypatch) -> None:
+def _four_runs(tmp_path, monkeypatch, jobs: int) -> list[str]:
+    """The benchmark's command line for 2 agents x 2 seeds into tmp_path, in threads."""
     monkeypatch.setattr(exploration, "RESULTS", tmp_path)
     monkeypatch.setattr(exploration, "worker_pool", ThreadPoolExecutor)
     monkeypatch.setattr(exploration, "plot", lambda *a, **k: None)
     argv = ["exploration.py", "--agents", "ppo", "ppo_rnd", "--seeds", "0", "1"]
-    argv += ["--steps", "100", "--window", "50", "--jobs", "1", "--tag", "t"]
+    argv += ["--steps", "100", "--window", "50", "--jobs", str(jobs), "--tag", "t"]
     monkeypatch.setattr(sys, "argv", argv)
+    return argv
+
+
+def test_a_rerun_after_a_crash_trains_only_the_unfinished_runs(tmp_path, monkeypatch) -> None:
+    argv = _four_runs(tmp_path, monkeypatch, jobs=1)
 
     calls: list[str] = []
     monkeypatch.setattr(exploration, "run_one", _fake_run(calls, fail_on="ppo/1"))
@@ -83,12 +89,7 @@ def test_a_run_that_finishes_behind_a_failing_one_is_saved(tmp_path, monkeypatch
     fails (they used to be saved in submission order, so the failure lost it)."""
     import threading
 
-    monkeypatch.setattr(exploration, "RESULTS", tmp_path)
-    monkeypatch.setattr(exploration, "worker_pool", ThreadPoolExecutor)
-    monkeypatch.setattr(exploration, "plot", lambda *a, **k: None)
-    argv = ["exploration.py", "--agents", "ppo", "ppo_rnd", "--seeds", "0", "1"]
-    argv += ["--steps", "100", "--window", "50", "--jobs", "2", "--tag", "t"]
-    monkeypatch.setattr(sys, "argv", argv)
+    _four_runs(tmp_path, monkeypatch, jobs=2)
     calls: list[str] = []
     second_done = threading.Event()
     inner = _fake_run(calls)
