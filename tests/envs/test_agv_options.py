@@ -216,3 +216,23 @@ def test_shift_reset_hooks_pass_the_option_checks(name: str) -> None:
             obs, _ = env.reset(seed=seed)
             assert np.isfinite(obs).all()
         env.close()
+
+
+@pytest.mark.parametrize("options", [[], 0, "", ()])
+@pytest.mark.parametrize("face", ["single", "vector", "bullet"])
+def test_falsy_options_that_are_not_a_dict_are_named(face: str, options) -> None:
+    """options=[] or 0 was skipped as 'no options' (a truthiness check); only None is."""
+    if face == "bullet":
+        pytest.importorskip("pybullet")
+        env = gym.make("rndx/BulletAGVWarehouse-v0")
+    elif face == "vector":
+        env = AGVWarehouseVectorEnv(num_envs=2)
+    else:
+        env = gym.make("rndx/AGVWarehouse-v0")
+    try:
+        with pytest.raises(ValueError, match=r"options=.* must be a dict with keys among"):
+            env.reset(seed=0, options=options)
+        env.reset(seed=0, options={})  # an empty dict is no options
+        env.reset(seed=0, options=None)
+    finally:
+        env.close()

@@ -263,6 +263,17 @@ def test_push_goal_offset_and_obstacle_shifts() -> None:
     b.reset(seed=4)
     np.testing.assert_allclose(b.goal - a.goal, (0.05, -0.03), atol=1e-12)
     assert a.obstacle_xy is None
+    # the offset goal keeps min_goal_distance from the block, as a nominal one does: never a
+    # start inside the goal region (it was in 4% of goal_offset=(0.1, 0.1) episodes)
+    c = gym.make(PUSH, goal_offset=(0.1, 0.1)).unwrapped
+    same = 0
+    for seed in range(10000, 10200):
+        a.reset(seed=seed)
+        c.reset(seed=seed)
+        np.testing.assert_array_equal(c.data.qpos[2:4], a.data.qpos[2:4])
+        assert np.hypot(*(c.goal - c.data.qpos[2:4])) >= c.config.min_goal_distance
+        same += bool(np.allclose(c.goal - a.goal, (0.1, 0.1)))  # not clipped nor redrawn
+    assert same > 100
     rate, _ = _expert_episodes(10, seed=60, obstacle="path")
     assert rate <= 0.3  # the obstacle sits on the straight push: the expert gets stuck
 

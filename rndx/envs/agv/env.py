@@ -104,7 +104,7 @@ class AGVWarehouseEnv(gym.Env):
         super().reset(seed=seed)
         self.core.rngs = [self.np_random]  # all randomness from the env's own generator
         self.core.reset_envs(np.array([0]))
-        if options:
+        if options is not None:  # checked even when falsy: options=[] is an error
             self.core.place(0, options)
         return self.sync_placement(), {"pose": self.core.poses()[0].copy()}
 

@@ -118,7 +118,7 @@ class AGVWarehouseVectorEnv(_BatchedFace, VectorEnv):
         if seeds is not None:
             self.core.seed(seeds)
         self.core.reset_envs(np.arange(self.num_envs))
-        if options:
+        if options is not None:  # checked even when falsy: options=[] is an error
             checked = self.core.check_options(options)  # the same options for every env
             for i in range(self.num_envs):
                 self.core.place_checked(i, checked)

@@ -255,7 +255,7 @@ class BulletAGVWarehouseEnv(gym.Env):
         core = self.core
         core.rngs = [self.np_random]  # all randomness from the env's own generator
         core.reset_envs(np.array([0]))
-        if options:
+        if options is not None:  # checked even when falsy: options=[] is an error
             core.place(0, options)
         self._spawn_robot(*core.pos[0], core.theta[0])
         self._cmd[:] = 0.0

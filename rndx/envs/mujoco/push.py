@@ -281,12 +281,13 @@ class MujocoPushEnv(gym.Env):
 
     ## Starting State
     Block uniform in ``|x|, |y| <= block_range`` with uniform yaw; goal uniform in
-    ``|x|, |y| <= goal_range`` at least ``min_goal_distance`` from the block, then moved by
-    ``goal_offset`` and clipped to the reachable field; pusher uniform in
+    ``|x|, |y| <= goal_range``, moved by ``goal_offset`` and clipped to the reachable field,
+    at least ``min_goal_distance`` from the block; pusher uniform in
     ``|x|, |y| <= pusher_range`` clear of the block and the obstacle. A fixed obstacle also
     keeps the sampled block clear of it and the goal room for the block; one leaving under 5 %
-    of the block's start area free is rejected. ``goal_offset`` keeps the nominal draws, so
-    an offset goal may land on the block. ``reset(options=...)`` places ``pusher``
+    of the block's start area free is rejected. ``goal_offset`` keeps the nominal draws where
+    the moved goal stays ``min_goal_distance`` from the block, and redraws the goal where it
+    would not. ``reset(options=...)`` places ``pusher``
     (x, y), ``block`` (x, y[, yaw]) and ``goal`` (x, y) exactly; each is checked (shape,
     finite, inside the reachable field: pusher |x|, |y| <= 0.285, block clear of the rim,
     goal |x|, |y| <= 0.27) and the start is rejected with a ``ValueError`` naming the options
@@ -445,17 +446,21 @@ class MujocoPushEnv(gym.Env):
         if yaw_given:
             yaw = float(place["block"][2])
 
-        # goal: min_goal_distance from the block before the offset; after it, the block must
-        # not start inside the goal region and a block must fit on the goal beside a fixed
-        # obstacle (with nothing fixed and no offset, the same draws as ever)
+        # goal: min_goal_distance from the block where it ends up, after goal_offset (before
+        # it, 4% of goal_offset=(0.1, 0.1) episodes started with the block inside the goal
+        # region: free successes under a failure shift); never on the block, and a block must
+        # fit on the goal beside a fixed obstacle (no offset, nothing fixed: the same draws)
         if fixed_goal is not None:
             goal = fixed_goal
         else:
 
+            def moved(g: np.ndarray) -> np.ndarray:
+                return np.clip(g + offset, -REACH, REACH)
+
             def goal_rejected(g: np.ndarray) -> bool:
-                gf = np.clip(g + offset, -REACH, REACH)
-                on_block = "block" in place and np.hypot(*(gf - block)) < cfg.goal_radius
-                return on_block or (
+                gf = moved(g)
+                on_block = np.hypot(*(gf - block)) < cfg.goal_radius
+                return bool(on_block) or (
                     fixed_ob is not None and np.abs(gf - fixed_ob).max() < OBSTACLE_HALF + HALF
                 )
 
@@ -463,7 +468,7 @@ class MujocoPushEnv(gym.Env):
                 rng,
                 cfg.goal_range,
                 goal_rejected,
-                lambda g: float(np.hypot(*(g - block))),
+                lambda g: float(np.hypot(*(moved(g) - block))),
                 cfg.min_goal_distance,
             )
             if best is None:
@@ -548,8 +553,7 @@ class MujocoPushEnv(gym.Env):
                     f"{OBSTACLE_HALF + HALF} m from it (room for the block)"
                 )
         d = float(np.hypot(*(goal - block)))
-        # only for placed starts: a sampled goal moved by goal_offset may land on the block,
-        # and the goal_offset shift keeps exactly the nominal draws (monitor comparisons)
+        # placed starts only: a sampled goal is drawn off the block (after any offset)
         if ("block" in opts or "goal" in opts) and d < self.config.goal_radius:
             raise ValueError(
                 f"{name('block', 'goal', 'goal_offset')}: the block at "
