@@ -76,12 +76,15 @@ class NewRunDirCallback(Callback):
         from rndx.utils.io import DirInUseError, acquire_dir
 
         self._locked: str | None = None
-        if config.get("resume") is not None or config.get("run_dir") is None:
-            return
+        resume = config.get("resume")
+        target = resume if resume is not None else config.get("run_dir")
+        if target is None or (resume is not None and not Path(str(resume)).is_dir()):
+            return  # a missing resume dir is named by the task; none is created here
         try:
-            acquire_dir(str(config.run_dir), "run dir")
-            self._locked = str(config.run_dir)
-            check_new_run_dir(str(config.run_dir))
+            acquire_dir(str(target), "run dir")  # a resume too: Hydra writes into its dir
+            self._locked = str(target)
+            if resume is None:
+                check_new_run_dir(str(target))
         except (FileExistsError, DirInUseError) as exc:
             self.on_run_end(config)
             print(f"error: {exc}", file=sys.stderr)

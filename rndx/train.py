@@ -9,6 +9,7 @@ Imitation agents learn from a demos file instead of the env:
 
 from __future__ import annotations
 
+import copy
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,6 +36,7 @@ from rndx.utils.io import (
     atomic_write_json,
     atomic_write_text,
     dir_lock,
+    release_dir,
     remove_stale_temporaries,
 )
 from rndx.viz.novelty import VISITATION_FILE, VisitationCounter
@@ -105,24 +107,45 @@ class LatestCheckpoint(BaseCallback):
         self.on_save = on_save
         self._next_save = every
         self.trained_steps: int | None = None  # env steps at the start of the rollout under way
+        self._state: tuple[dict, int] | None = None
 
     def _on_training_start(self) -> None:
         # A resumed model starts at its saved num_timesteps, not 0.
-        self.trained_steps = self.model.num_timesteps
+        self._remember()
         self._next_save = (self.trained_steps // self.every + 1) * self.every
 
     def _on_rollout_start(self) -> None:
-        self.trained_steps = self.model.num_timesteps
+        self._remember()
         if self.trained_steps >= self._next_save:
             self.save()
             if self.on_save is not None:
                 self.on_save()
             self._next_save = (self.trained_steps // self.every + 1) * self.every
 
+    def _remember(self) -> None:
+        """The model as a rollout starts (weights, optimisers, the intrinsic module's
+        normalisers), for :meth:`rollback`; small MLPs, so the copy costs ~ms a rollout."""
+        self.trained_steps = self.model.num_timesteps
+        self._state = (copy.deepcopy(self.model.get_parameters()), self.model._n_updates)
+
+    def rollback(self) -> None:
+        """Put the model back as it was when the rollout under way began (Ctrl-C): neither
+        the partly collected rollout (already in the normalisers' statistics) nor a partly
+        run update stays in it, so a resume collects and trains on that rollout once. No-op
+        before training starts and after it ended (the model is then complete)."""
+        if self._state is None:
+            return
+        params, n_updates = self._state
+        self.model.set_parameters(params, exact_match=True, device=self.model.device)
+        self.model._n_updates = n_updates
+        self.model.num_timesteps = self.trained_steps
+
     def _on_step(self) -> bool:
         return True
 
     def _on_training_end(self) -> None:
+        self._state = None  # training is complete: nothing to roll back
+        self.trained_steps = self.model.num_timesteps
         self.save()
 
     def save(self) -> None:
@@ -213,13 +236,15 @@ def _make_or_load_agent(cfg: DictConfig, env, run_dir: Path, device: str) -> Bas
 def _purge_after(tb_dir: Path, name: str, step: int) -> None:
     """Hide from TensorBoard what a killed run logged after its last checkpoint: the resumed
     run logs those steps again, into the same folder (SB3 continues ``<name>_<latest id>``).
-    TensorBoard drops earlier events at or after ``step`` when it reads this marker."""
+    TensorBoard drops earlier events after ``step`` when it reads this marker."""
     from stable_baselines3.common.utils import get_latest_run_id
     from torch.utils.tensorboard import SummaryWriter
 
     run_id = get_latest_run_id(str(tb_dir), name)
     if run_id > 0:
-        SummaryWriter(str(tb_dir / f"{name}_{run_id}"), purge_step=step).close()
+        # step + 1: what was logged at the checkpoint's own step (the rollout that ended there,
+        # trained on before the checkpoint) stays; the resumed run logs from the next rollout
+        SummaryWriter(str(tb_dir / f"{name}_{run_id}"), purge_step=step + 1).close()
 
 
 def _clone(cfg: DictConfig, env, run_dir: Path, device: str) -> ChunkFlowPolicy:
@@ -371,7 +396,8 @@ def _learn(model: BaseAlgorithm, cfg: DictConfig, run_dir: Path, remaining: int)
     raises :class:`TrainingInterrupted`."""
     visits = VisitationCounter(run_dir / VISITATION_FILE)
     checkpoints = LatestCheckpoint(run_dir / "checkpoints", int(cfg.checkpoint_every), visits.save)
-    callbacks: list[BaseCallback] = [checkpoints, visits]
+    # visits first: its rollout-start copy is current when a checkpoint is written after it
+    callbacks: list[BaseCallback] = [visits, checkpoints]
     bar = ProgressBarCallback() if _show_progress(cfg) else None  # here, to close it on Ctrl-C
     try:
         model.learn(
@@ -383,12 +409,12 @@ def _learn(model: BaseAlgorithm, cfg: DictConfig, run_dir: Path, remaining: int)
     except KeyboardInterrupt:
         if bar is not None and hasattr(bar, "pbar"):
             bar.pbar.close()
-        # the rollout under way was not trained on (or only in part): count up to its start,
-        # so the resumed run collects it again
-        if checkpoints.trained_steps is not None:  # None: stopped before training began
-            model.num_timesteps = checkpoints.trained_steps
+        # the rollout under way was not trained on (or only in part): back to its start, so
+        # the resumed run collects and trains on it once
+        ended = checkpoints._state is None and checkpoints.trained_steps is not None
+        checkpoints.rollback()
         save_checkpoint(model, run_dir / "checkpoints")
-        visits.save(at_rollout_start=True)  # a resumed run adds to these counts
+        visits.save(at_rollout_start=not ended)  # a resumed run adds to these counts
         raise TrainingInterrupted(run_dir, int(model.num_timesteps)) from None
 
 
@@ -432,6 +458,9 @@ def main(cfg: DictConfig) -> None:
         train(cfg)
     except TrainingInterrupted as exc:
         print(exc, file=sys.stderr)
+        # Hydra skips its run-end callbacks on SystemExit: drop the run-dir lock its start
+        # callback took, or it would outlive this run in a notebook or test session
+        release_dir(exc.run_dir)
         sys.exit(130)  # as a shell reports a job stopped by SIGINT
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -95,10 +96,12 @@ def test_a_second_run_or_resume_into_a_busy_run_dir_fails_before_writing(
     train(_smoke_cfg(run, "total_timesteps=512"))
     proc = _other_process_holds(run)
     try:
-        before = (run / "checkpoints" / "latest.zip").read_bytes()
+        before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
         with pytest.raises(DirInUseError, match="in use by another process"):
             train(resume_config(run, ["total_timesteps=1024"]))
-        assert (run / "checkpoints" / "latest.zip").read_bytes() == before
+        # the command line: refused before Hydra writes its resume files or status.json
+        assert _cli(monkeypatch, f"resume={run}", "total_timesteps=1024") == 2
+        assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
     finally:
         proc.kill()
         proc.wait()
@@ -115,10 +118,14 @@ def test_resume_keeps_the_runs_hydra_files_and_removes_stale_temporaries(
     stale = [run / "checkpoints" / ".latest.tmp-k1ll3d.zip", run / ".eval.tmp-k1ll3d.json"]
     for path in stale:
         path.write_bytes(b"half")
+        os.utime(path, (time.time() - 3600, time.time() - 3600))  # an hour old
+    fresh = run / ".eval_7.tmp-inflight.json"  # another command's write in flight: kept
+    fresh.write_bytes(b"half")
     atomic_write_text(run / "notes.txt", "kept")  # a finished atomic write is no temporary
     assert _cli(monkeypatch, f"resume={run}", "total_timesteps=1024") == 0
     assert (run / ".hydra" / "overrides.yaml").read_bytes() == overrides
     (resumed,) = (run / ".hydra").glob("resume_*/overrides.yaml")
     assert "total_timesteps=1024" in resumed.read_text()
     assert not any(path.exists() for path in stale)
+    assert fresh.exists()
     assert (run / "notes.txt").read_text() == "kept"

@@ -61,6 +61,12 @@ def test_ctrl_c_saves_a_checkpoint_that_resume_continues(
     checkpoint = load_model_file("intrinsic_ppo", run / "checkpoints" / "latest.zip")
     assert checkpoint.num_timesteps == SAVED_AT
     assert checkpoint._n_updates == SAVED_AT // 256 * N_EPOCHS
+    # the model as the third rollout began: its observations are not in the statistics
+    # (init: 50 random steps x 4 envs), so the resumed run counts that rollout once
+    assert float(checkpoint.intrinsic.obs_rms.count) == pytest.approx(200 + SAVED_AT + 1e-4)
+    from rndx.utils.io import _HELD
+
+    assert str(run.resolve()) not in _HELD  # the run dir's lock went with the run
     # counts up to the checkpoint (one pose per env step), for the resumed run to add to
     assert _visits(run) == SAVED_AT
     assert not (run / "model.zip").exists()

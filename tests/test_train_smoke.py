@@ -75,7 +75,11 @@ def test_resume_reaches_total_timesteps(tmp_path: Path) -> None:
     assert values and 999.0 not in values
     from rndx.report import read_scalars
 
-    assert 999.0 not in read_scalars(run)["rollout/ep_rew_mean"][1]  # rndx.report too
+    steps, values = read_scalars(run)["rollout/ep_rew_mean"]
+    assert 999.0 not in values  # rndx.report too
+    # ... but keeps what was logged at the checkpoint's own step (a rollout trained on)
+    assert first["num_timesteps"] in list(steps)
+    assert sorted(steps) == sorted(set(steps))  # and logs no step twice
 
     # A corrupt checkpoint stops the resume with an error naming it; model.zip is untouched.
     model_bytes = (run / "model.zip").read_bytes()
@@ -139,7 +143,9 @@ def test_a_run_dir_that_holds_a_run_is_refused(
         check_new_run_dir(tmp_path)
     # On the command line the Hydra callback stops it before Hydra writes into the dir.
     callback = NewRunDirCallback()
-    callback.on_run_start(DictConfig({"run_dir": str(tmp_path), "resume": str(tmp_path)}))
+    resume = DictConfig({"run_dir": str(tmp_path), "resume": str(tmp_path)})
+    callback.on_run_start(resume)  # a resume is not refused (it locks the dir for the run)
+    callback.on_run_end(resume)
     with pytest.raises(SystemExit) as info:
         callback.on_run_start(DictConfig({"run_dir": str(tmp_path), "resume": None}))
     assert info.value.code == 2

@@ -180,10 +180,22 @@ def dir_lock(directory: str | os.PathLike[str], what: str = "dir") -> Iterator[N
         release_dir(directory)
 
 
-def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
+def remove_stale_temporaries(
+    directory: str | os.PathLike[str], min_age_s: float = 600.0
+) -> list[Path]:
     """Delete the temporary files of atomic writes that a killed process left under
-    ``directory`` (call it while holding the dir's lock, so none is being written)."""
-    stale = [p for p in Path(directory).rglob(f".*{TMP_MARK}*") if p.is_file()]
-    for p in stale:
-        p.unlink(missing_ok=True)
+    ``directory``: those untouched for ``min_age_s`` seconds. The age, not the run dir's lock,
+    is what keeps a write in flight safe: other commands (``rndx.evaluate``, the monitor)
+    write into a run without taking the lock."""
+    import time
+
+    now = time.time()
+    stale = []
+    for p in Path(directory).rglob(f".*{TMP_MARK}*"):
+        try:
+            if p.is_file() and now - p.stat().st_mtime >= min_age_s:
+                p.unlink()
+                stale.append(p)
+        except FileNotFoundError:  # finished (renamed) meanwhile
+            continue
     return stale

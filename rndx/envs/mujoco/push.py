@@ -449,7 +449,9 @@ class MujocoPushEnv(gym.Env):
         # goal: min_goal_distance from the block where it ends up, after goal_offset (before
         # it, 4% of goal_offset=(0.1, 0.1) episodes started with the block inside the goal
         # region: free successes under a failure shift); never on the block, and a block must
-        # fit on the goal beside a fixed obstacle (no offset, nothing fixed: the same draws)
+        # fit on the goal beside a fixed obstacle. No offset, nothing fixed: the same draws as
+        # before (at the default min_goal_distance >= goal_radius). A redrawn goal takes more
+        # draws from the episode's generator, so that episode's pusher start differs too.
         if fixed_goal is not None:
             goal = fixed_goal
         else:
