@@ -92,10 +92,10 @@ class LatestCheckpoint(BaseCallback):
     """Every ``every`` env steps (and at the end) write ``latest.zip`` and ``latest.json``.
 
     A checkpoint is written when a rollout starts, after PPO has trained on the one before:
-    every step it counts is one the saved model learned from, so a resumed run collects
-    exactly the rollouts an uninterrupted one would (saving at the step that crosses the
-    mark, inside a rollout, would count a rollout the model never trained on and resume
-    off the rollout grid). ``on_save`` runs after each periodic save (the visit counts).
+    every step it counts is one the saved model learned from, so a resumed run trains on as
+    many rollouts, on the same step grid, as an uninterrupted one (saving at the step that
+    crosses the mark, inside a rollout, would count a rollout the model never trained on and
+    resume off the grid). ``on_save`` runs after each periodic save (the visit counts).
     """
 
     def __init__(
@@ -128,17 +128,20 @@ class LatestCheckpoint(BaseCallback):
         self.trained_steps = self.model.num_timesteps
         self._state = (copy.deepcopy(self.model.get_parameters()), self.model._n_updates)
 
-    def rollback(self) -> None:
+    def rollback(self) -> bool:
         """Put the model back as it was when the rollout under way began (Ctrl-C): neither
         the partly collected rollout (already in the normalisers' statistics) nor a partly
-        run update stays in it, so a resume collects and trains on that rollout once. No-op
-        before training starts and after it ended (the model is then complete)."""
+        run update stays in it, so a resume collects and trains on that rollout once.
+
+        :return: whether it rolled back (not before training starts, nor after it ended:
+            the model is then complete)."""
         if self._state is None:
-            return
+            return False
         params, n_updates = self._state
         self.model.set_parameters(params, exact_match=True, device=self.model.device)
         self.model._n_updates = n_updates
         self.model.num_timesteps = self.trained_steps
+        return True
 
     def _on_step(self) -> bool:
         return True
@@ -411,10 +414,9 @@ def _learn(model: BaseAlgorithm, cfg: DictConfig, run_dir: Path, remaining: int)
             bar.pbar.close()
         # the rollout under way was not trained on (or only in part): back to its start, so
         # the resumed run collects and trains on it once
-        ended = checkpoints._state is None and checkpoints.trained_steps is not None
-        checkpoints.rollback()
+        rolled_back = checkpoints.rollback()
         save_checkpoint(model, run_dir / "checkpoints")
-        visits.save(at_rollout_start=not ended)  # a resumed run adds to these counts
+        visits.save(at_rollout_start=rolled_back)  # a resumed run adds to these counts
         raise TrainingInterrupted(run_dir, int(model.num_timesteps)) from None
 
 
