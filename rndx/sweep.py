@@ -122,13 +122,13 @@ def launcher_error_records(
 
 def _read_status(run_dir: Path | None) -> dict[str, Any] | None:
     """A job's ``status.json``, or None if it has none (or an unreadable one)."""
-    if run_dir is None or not (run_dir / STATUS_FILE).is_file():
+    if run_dir is None:
         return None
     try:
-        status = json.loads((run_dir / STATUS_FILE).read_text())
+        status = _read_json(run_dir / STATUS_FILE)
     except (OSError, ValueError):
         return None
-    return status if isinstance(status, dict) and "status" in status else None
+    return status if status is not None and "status" in status else None
 
 
 def compose_error_record(overrides: Sequence[str], exc: BaseException) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -187,8 +188,6 @@ def remove_stale_temporaries(
     ``directory``: those untouched for ``min_age_s`` seconds. The age, not the run dir's lock,
     is what keeps a write in flight safe: other commands (``rndx.evaluate``, the monitor)
     write into a run without taking the lock."""
-    import time
-
     now = time.time()
     stale = []
     for p in Path(directory).rglob(f".*{TMP_MARK}*"):
