@@ -17,6 +17,7 @@ thresholds of that step and applies the alarm rule; the alarm latches for the ep
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -37,10 +38,10 @@ from rndx.monitors.calibration import (
     thresholds,
 )
 from rndx.monitors.policies import (
-    _obs2d,
     as_monitorable,
     checked_chunks,
     checked_embed,
+    flat_observations,
     invalid_rows,
     observation_limits,
 )
@@ -63,6 +64,17 @@ def reuse_score_fn(adapter: Any):
             f"{type(getattr(adapter, 'policy', adapter)).__name__} (use rnd='fit')"
         )
     return fn()
+
+
+def check_joint_rule(threshold: str, rule: str) -> None:
+    """``cp_joint`` thresholds calibrate the AND alarm itself, each score's threshold lower
+    than its own conformal one: another rule on them would alarm far above delta."""
+    if threshold == "cp_joint" and rule != "and":
+        raise ValueError(
+            f"rule={rule!r} with threshold='cp_joint': joint thresholds calibrate the AND "
+            "alarm only (a single score or OR against them alarms far more often than "
+            "delta); use rule='and', or calibrate with threshold='cp_constant'"
+        )
 
 
 @dataclass
@@ -108,6 +120,7 @@ class MonitorConfig:
         check_rule(self.rule)
         if self.threshold not in (*KINDS, "cp_joint"):
             raise ValueError(f"threshold={self.threshold!r}; allowed: {[*KINDS, 'cp_joint']}")
+        check_joint_rule(self.threshold, self.rule)
         self.score_every = whole_number("score_every", self.score_every, 1)
         self.n_samples = whole_number("n_samples", self.n_samples, 2, " (ACE needs a spread)")
         self.ace_factor = finite_number("ace_factor", self.ace_factor, 0.0, open_min=True)
@@ -229,16 +242,18 @@ class Monitor:
             if s["rnd_oe"] is not None:
                 rnd = RNDOE(**s["rnd_oe_hparams"])
                 rnd.load_state_dict(s["rnd_oe"])
+            arrays = [s[k].numpy() for k in ("widths", "rnd_threshold", "ace_threshold")]
+            for k, a in zip(("widths", "rnd_threshold", "ace_threshold"), arrays, strict=True):
+                if a.ndim != 1 or a.size == 0 or np.isnan(a).any():
+                    raise ValueError(f"{k} of shape {a.shape}: expected a non-empty 1-D array")
             return cls(
                 MonitorConfig(**s["config"]),
-                s["widths"].numpy(),
-                s["rnd_threshold"].numpy(),
-                s["ace_threshold"].numpy(),
+                *arrays,
                 rnd,
                 dict(s["info"]),
                 policy_spec=s.get("policy"),  # absent in older files: not checked
             )
-        except (KeyError, TypeError, AttributeError, RuntimeError) as exc:
+        except (KeyError, TypeError, AttributeError, RuntimeError, ValueError) as exc:
             raise ValueError(f"{bad} ({short_reason(exc)})") from exc
 
 
@@ -266,10 +281,16 @@ def _calibration_traces(adapter: Any, calibration: Any) -> list[np.ndarray]:
     """The calibration rollouts as float32 (T_i, obs_dim) arrays, or a ValueError naming the
     first rollout (and step) that is not one: a wrong shape, a width unlike the first
     rollout's, or an observation no env gives (NaN, inf, beyond the observation space)."""
-    expected = "a list of (T_i >= 1, obs_dim) observation arrays, one per successful rollout"
+    expected = (
+        "a list of (T_i >= 1, obs_dim) observation arrays, one per successful rollout (or "
+        "one (n_rollouts, T, obs_dim) array of equal-length rollouts)"
+    )
+    if isinstance(calibration, np.ndarray) and calibration.ndim >= 3:
+        calibration = list(calibration)  # stacked equal-length rollouts
     if isinstance(calibration, (str, bytes, np.ndarray)) or not hasattr(calibration, "__iter__"):
         raise ValueError(f"calibration must be {expected}; got {type(calibration).__name__}")
     limits = observation_limits(adapter)
+    dim = getattr(adapter, "obs_dim", None)
     traces = []
     for i, t in enumerate(calibration):
         try:
@@ -277,7 +298,11 @@ def _calibration_traces(adapter: Any, calibration: Any) -> list[np.ndarray]:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"calibration rollout {i} is not numeric ({exc})") from None
         width = traces[0].shape[1] if traces else None
-        if x.ndim != 2 or len(x) == 0 or (width is not None and x.shape[1] != width):
+        try:
+            x, _ = flat_observations(adapter, x, dim, batch=True)
+        except ValueError as exc:
+            raise ValueError(f"calibration rollout {i} {exc}") from None
+        if len(x) == 0 or (width is not None and x.shape[1] != width):
             want = f"(T, {width})" if width is not None else "(T >= 1, obs_dim)"
             raise ValueError(f"calibration rollout {i} has shape {x.shape}; expected {want}")
         bad = np.flatnonzero(invalid_rows(x, limits))
@@ -371,15 +396,26 @@ class MonitoredPolicy:
     observation, or after ``reset()``); a change mid-episode is a ValueError, as it would drop
     the latched alarms.
 
+    Episodes: pass ``episode_start`` (SB3's flags: True for an env's first observation) or
+    call ``reset()`` between episodes; otherwise the window, the step count (which indexes
+    ``cp_band`` / ``time_varying`` thresholds) and a latched alarm carry on into the next
+    episode.
+
     Scoring (``observe``) needs only the policy's ``embed`` and ``sample_chunks``;
-    ``predict`` acts with the policy's own ``predict`` (a TypeError if it has none), and the
-    policy's ``reset`` is called only if it has one.
+    ``predict`` acts with the policy's own ``predict`` (a TypeError if it has none). The
+    policy's ``reset(idx)``, if it has one, is called for the envs whose episodes start (in
+    ``predict``, and by ``reset()``); ``observe`` only watches and never calls it.
 
     :raises ValueError: if ``monitor`` was calibrated for a policy of other sizes
         (observation, embedding or action dim) than ``policy``.
     """
 
     def __init__(self, policy: Any, monitor: Monitor) -> None:
+        if not isinstance(monitor, Monitor):
+            raise TypeError(
+                f"monitor must be a calibrated rndx Monitor (from calibrate() or Monitor.load); "
+                f"got {type(monitor).__name__}"
+            )
         self.adapter = as_monitorable(policy)
         self._limits = observation_limits(self.adapter)  # checked on every observation
         self.policy = policy
@@ -390,22 +426,29 @@ class MonitoredPolicy:
         dim = getattr(self.adapter, "obs_dim", None)
         if dim is None and getattr(space, "shape", None):
             dim = int(np.prod(space.shape))
-        self._obs_dim = None if dim is None else int(dim)  # None: a user's policy says nothing
-        self._check_sizes(monitor.policy_spec or {})
+        self._check_sizes(monitor.policy_spec or {}, None if dim is None else int(dim))
+        if dim is None:  # a user's policy says nothing: the size it was calibrated with
+            dim = (monitor.policy_spec or {}).get("obs_dim")
+        self._obs_dim = None if dim is None else int(dim)
         self._n = 0
 
-    def _check_sizes(self, spec: dict[str, Any]) -> None:
+    def _check_sizes(self, spec: dict[str, Any], obs_dim: int | None) -> None:
         """Raise if the sizes the monitor was calibrated for differ from this policy's (a size
-        either side does not know is not checked)."""
+        either side does not know is not checked; a policy that does not say its observation
+        size is probed with the calibrated one)."""
         space = getattr(self.adapter, "action_space", None)
         here: dict[str, int | None] = {
-            "obs_dim": self._obs_dim,
+            "obs_dim": obs_dim,
             "action_dim": int(np.prod(space.shape)) if getattr(space, "shape", None) else None,
             "embedding_dim": None,
         }
-        if spec.get("embedding_dim") is not None and self._obs_dim is not None:
-            probe = np.zeros((1, self._obs_dim), np.float32)
-            here["embedding_dim"] = int(checked_embed(self.adapter, probe).shape[1])
+        probe_dim = obs_dim if obs_dim is not None else spec.get("obs_dim")
+        if probe_dim is not None:
+            probe = np.zeros((1, int(probe_dim)), np.float32)
+            if spec.get("embedding_dim") is not None:
+                here["embedding_dim"] = int(checked_embed(self.adapter, probe).shape[1])
+            if here["action_dim"] is None and spec.get("action_dim") is not None:
+                here["action_dim"] = int(checked_chunks(self.adapter, probe, 2).shape[-1])
         diff = [k for k, v in here.items() if v is not None and spec.get(k) not in (None, v)]
         if diff:
             name = {"obs_dim": "observation", "embedding_dim": "embedding", "action_dim": "action"}
@@ -438,7 +481,15 @@ class MonitoredPolicy:
 
     def reset(self, idx: Any = None) -> None:
         """Start new episodes for envs ``idx`` (all when None: then with any number of envs):
-        scores, steps and alarms."""
+        scores, steps and alarms, and the policy's own ``reset(idx)`` if it has one."""
+        self._reset_scores(idx)
+        self._reset_policy(idx)
+
+    def _reset_policy(self, idx: Any = None) -> None:
+        if callable(getattr(self.adapter, "reset", None)):  # optional for a policy
+            self.adapter.reset(idx)
+
+    def _reset_scores(self, idx: Any = None) -> None:
         if self._n == 0 or idx is None:
             self._n = 0  # the next observe starts afresh, with its own number of envs
             return
@@ -451,6 +502,11 @@ class MonitoredPolicy:
     def _as_obs(self, obs: Any) -> np.ndarray:
         """``obs`` as float32, or a ValueError saying what an observation is."""
         want = f"({self._obs_dim},) or (n, {self._obs_dim})" if self._obs_dim else "(obs_dim,)"
+        if isinstance(obs, dict):
+            raise ValueError(
+                f"a dict observation (keys {sorted(obs)}); the monitor scores arrays: wrap "
+                "the env in gymnasium.wrappers.FlattenObservation, as the policy saw it"
+            )
         try:
             x = np.asarray(obs, dtype=np.float32)
         except (TypeError, ValueError):
@@ -465,8 +521,7 @@ class MonitoredPolicy:
     def observe(self, obs: Any, episode_start: Any = None) -> dict[str, Any] | list[dict]:
         """Score one observation (or a batch) without acting; returns the step dict(s)."""
         x = self._as_obs(obs)
-        single = x.ndim == 1
-        x2 = x.reshape(-1, x.shape[-1]) if self._obs_dim is None else _obs2d(x, self._obs_dim)
+        x2, single = flat_observations(self.adapter, x, self._obs_dim)
         n = len(x2)
         if n == 0:
             raise ValueError(f"an empty batch of observations (shape {x.shape}); expected >= 1")
@@ -480,7 +535,7 @@ class MonitoredPolicy:
         if flags is not None:
             starts = np.flatnonzero(flags.reshape(n))
             if len(starts):
-                self.reset(starts)
+                self._reset_scores(starts)
         k, w = self.config.score_every, self.config.window
         bad = invalid_rows(x2, self._limits)  # NaN, inf, or beyond the observation space
         due = np.flatnonzero(self._step % k == 0)  # envs scoring this step; others hold
@@ -541,6 +596,12 @@ class MonitoredPolicy:
             )
         x = self._as_obs(observation)  # the policy acts on the float32 array scored
         step = self.observe(x, episode_start)
+        if episode_start is not None:
+            flags = np.asarray(episode_start, dtype=bool).reshape(-1)
+            if flags.all():  # all envs (their number may have changed)
+                self._reset_policy(None)
+            elif flags.any():
+                self._reset_policy(np.flatnonzero(flags))
         action, _ = self.adapter.predict(
             x, state=state, episode_start=episode_start, deterministic=deterministic
         )
@@ -564,8 +625,7 @@ class MonitorWrapper(gym.Wrapper):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
-        if callable(getattr(self.monitored.adapter, "reset", None)):  # optional for a policy
-            self.monitored.adapter.reset()
+        self.monitored._reset_policy()
         info["monitor"] = self.monitored.observe(obs, episode_start=[True])
         return obs, info
 
@@ -578,28 +638,54 @@ class MonitorWrapper(gym.Wrapper):
 def monitor(
     policy: Any,
     calibration: Sequence[np.ndarray] | str | Path | Monitor,
-    delta: float = 0.1,
-    window: int = 10,
+    delta: float | None = None,
+    window: int | None = None,
     rule: str | None = None,
     **options: Any,
 ) -> MonitoredPolicy:
-    """Monitor ``policy`` (chunk policy, SB3 agent with a Box action space, or anything with
-    ``embed`` and ``sample_chunks``; ``predict`` only to act through the monitored policy).
+    """Monitor ``policy`` (chunk policy, SB3 agent with Box observation and action spaces, or
+    anything with ``embed`` and ``sample_chunks``; ``predict`` only to act through the
+    monitored policy).
 
     :param calibration: observation traces (T_i, obs_dim) of successful rollouts to calibrate
-        on; or a saved monitor file (then ``delta``/``window``/``options`` come from the file,
-        and ``rule`` too unless given); or a calibrated :class:`Monitor`.
+        on (collected as the policy will run: for an SB3 agent with gSDE, one noise draw per
+        episode, see README); or a saved monitor file, or a calibrated :class:`Monitor`: then
+        delta, window and the options are the calibrated ones (giving others is an error) and
+        only ``rule`` may change, on a copy.
+    :param delta: target false-alarm rate per successful rollout (default 0.1).
+    :param window: sliding-window length (default 10).
     :param rule: ``and`` (FIPER, the default for a new calibration), ``or``, ``rnd_oe`` or
         ``ace``; None keeps a saved monitor's rule.
     :param options: further :class:`MonitorConfig` fields (threshold, n_samples, ...).
     """
+    fields = {f.name for f in dataclasses.fields(MonitorConfig)} - {"delta", "window", "rule"}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise TypeError(f"unknown monitor option(s) {unknown}; allowed: {sorted(fields)}")
     if isinstance(calibration, str | Path):
         calibration = Monitor.load(calibration)
     if isinstance(calibration, Monitor):
-        if rule is not None:
-            calibration.config.rule = check_rule(rule)
+        cfg = calibration.config
+        given = {"delta": delta, "window": window, **options}
+        clash = {k: v for k, v in given.items() if v is not None and v != getattr(cfg, k)}
+        if clash:
+            was = ", ".join(f"{k}={getattr(cfg, k)!r}" for k in clash)
+            raise ValueError(
+                f"this monitor was calibrated with {was}; {clash} would need a new "
+                "calibration: pass calibration rollouts instead of the monitor (only rule "
+                "may change on a calibrated monitor)"
+            )
+        if rule is not None and rule != cfg.rule:  # a copy: the given monitor keeps its rule
+            check_joint_rule(cfg.threshold, check_rule(rule))
+            new_cfg = dataclasses.replace(cfg, rule=rule)
+            calibration = dataclasses.replace(calibration, config=new_cfg)
         return MonitoredPolicy(policy, calibration)
-    cfg = MonitorConfig(delta=delta, window=window, rule=rule or "and", **options)
+    cfg = MonitorConfig(
+        delta=0.1 if delta is None else delta,
+        window=10 if window is None else window,
+        rule=rule or "and",
+        **options,
+    )
     return MonitoredPolicy(policy, calibrate(policy, calibration, cfg))
 
 

@@ -38,6 +38,51 @@ def _obs2d(obs: Any, obs_dim: int) -> np.ndarray:
     return x.reshape(-1, obs_dim)
 
 
+def observation_shape(policy: Any) -> tuple[int, ...] | None:
+    """The shape of one observation of ``policy``'s env (its Box ``observation_space``), or
+    None when it has none."""
+    space = getattr(policy, "observation_space", None)
+    shape = getattr(space, "shape", None)
+    return tuple(int(d) for d in shape) if isinstance(space, spaces.Box) and shape else None
+
+
+def flat_observations(policy: Any, obs: Any, obs_dim: int | None, batch: bool = False):
+    """``obs`` as float32 rows (n, obs_dim) and whether it was one observation.
+
+    An observation is (obs_dim,) or, for a policy whose Box observation space has an n-D
+    shape S (an image), S itself; a batch is (n, obs_dim) or (n, *S). ``batch=True`` (a
+    rollout) accepts batches only. A policy's optional ``prepare_obs(x)`` runs first (the SB3
+    adapter transposes channel-last images as SB3 does). With nothing known of the policy's
+    sizes (``obs_dim`` None), the last axis is the observation.
+
+    :raises ValueError: "observation of shape ...; expected ..." ("has shape ...", after
+        which the caller names the rollout, with ``batch``)."""
+    x = np.asarray(obs, dtype=np.float32)
+    prepare = getattr(policy, "prepare_obs", None)
+    if callable(prepare):
+        x = np.asarray(prepare(x), dtype=np.float32)
+    shape = observation_shape(policy)
+    if shape is not None and len(shape) > 1:
+        if x.shape == shape and not batch:
+            return x.reshape(1, -1), True
+        if x.shape[1:] == shape:
+            return x.reshape(len(x), -1), False
+        allowed = f"(T, *{shape})" if batch else f"{shape} or (n, *{shape})"
+    elif batch:
+        if x.ndim == 2 and obs_dim in (None, x.shape[1]):
+            return x, False
+        allowed = f"(T, {'obs_dim' if obs_dim is None else obs_dim})"
+    elif obs_dim is None:
+        if 1 <= x.ndim <= 2:
+            return x.reshape(-1, x.shape[-1]), x.ndim == 1
+        allowed = "(obs_dim,) or (n, obs_dim)"
+    elif 1 <= x.ndim <= 2 and x.shape[-1] == obs_dim:
+        return x.reshape(-1, obs_dim), x.ndim == 1
+    else:
+        allowed = f"({obs_dim},) or (n, {obs_dim})"
+    raise ValueError(f"{'has' if batch else 'observation of'} shape {x.shape}; expected {allowed}")
+
+
 def observation_limits(policy: Any) -> tuple[np.ndarray, np.ndarray] | None:
     """(low, high) per flattened observation entry beyond which no observation of the policy's
     env lies: its Box ``observation_space``'s bounds widened by 1e-5 relative (rounding at the
@@ -102,6 +147,12 @@ class SB3PolicyAdapter:
         self.sb3_policy = model.policy
         self.observation_space = model.observation_space
         self.action_space = model.action_space
+        if not isinstance(self.observation_space, spaces.Box):
+            raise ValueError(
+                "the monitor's SB3 adapter needs a Box observation space (it scores arrays of "
+                f"observations); got {self.observation_space}: train on "
+                "gymnasium.wrappers.FlattenObservation(env), as rndx.train does for Dict spaces"
+            )
         if not isinstance(self.action_space, spaces.Box):
             raise ValueError(
                 "the monitor's SB3 adapter needs a Box action space (ACE puts continuous "
@@ -112,9 +163,19 @@ class SB3PolicyAdapter:
         self._low = torch.as_tensor(self.action_space.low, device=self.sb3_policy.device)
         self._high = torch.as_tensor(self.action_space.high, device=self.sb3_policy.device)
 
+    def prepare_obs(self, obs: np.ndarray) -> np.ndarray:
+        """Channel-last images transposed to the channel-first space SB3 trained on (its
+        ``VecTransposeImage``), as SB3's own ``predict`` does; anything else as it is."""
+        from stable_baselines3.common.preprocessing import is_image_space, maybe_transpose
+
+        if is_image_space(self.observation_space) and np.ndim(obs) in (3, 4):
+            return maybe_transpose(obs, self.observation_space)
+        return obs
+
     def _latent(self, obs: Any) -> torch.Tensor:
         p = self.sb3_policy
         x = torch.as_tensor(_obs2d(obs, self.obs_dim), device=p.device)
+        x = x.reshape(-1, *self.observation_space.shape)  # an image for a CNN extractor
         features = p.extract_features(x, p.pi_features_extractor)
         return p.mlp_extractor.forward_actor(features)
 
@@ -141,9 +202,9 @@ class SB3PolicyAdapter:
         """SB3's ``predict``; an observation row with a NaN or inf gets a NaN action (the
         policy is run on it with those entries zeroed: torch's Gaussian refuses a NaN mean),
         as a chunk policy replanning on it does: act on the monitor's alarm."""
-        if not deterministic:  # gSDE: one noise draw per episode (rndx.utils.sde)
-            resample_sde_noise(self.model, len(_obs2d(obs, self.obs_dim)), episode_start)
         x = np.asarray(obs, dtype=np.float32)
+        if not deterministic:  # gSDE: one noise draw per episode (rndx.utils.sde)
+            resample_sde_noise(self.model, x.size // self.obs_dim, episode_start)
         broken = ~np.isfinite(x).reshape(-1, self.obs_dim).all(axis=1)
         if not broken.any():
             return self.model.predict(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import gymnasium as gym
@@ -598,3 +599,155 @@ def test_load_monitor_checks_the_policy_sizes(tmp_path, calibrated):
     del state["policy"]
     torch.save(state, tmp_path / "old.pt")
     assert load_monitor(tmp_path / "old.pt", ToyPolicy(obs_dim=2)).monitor.policy_spec is None
+
+
+class Bare:
+    """A user's policy that says nothing of its sizes (no spaces, no obs_dim), with a reset
+    that records its calls and ``n_actions`` action dims."""
+
+    def __init__(self, n_actions: int = 2) -> None:
+        self.inner, self.n_actions, self.resets = ToyPolicy(), n_actions, []
+
+    def embed(self, obs):
+        return self.inner.embed(obs)
+
+    def sample_chunks(self, obs, n_samples):
+        c = self.inner.sample_chunks(obs, n_samples)
+        return np.concatenate([c] * 2, axis=-1)[..., : self.n_actions]
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=False):
+        return np.zeros((len(self.embed(obs)), self.n_actions), np.float32), state
+
+    def reset(self, idx=None):
+        self.resets.append(None if idx is None else list(np.asarray(idx)))
+
+
+def test_a_policy_without_sizes_is_checked_against_the_calibrated_ones(tmp_path, calibrated):
+    _, mon = calibrated
+    path = mon.save(tmp_path / "monitor.pt")
+    mp = load_monitor(path, Bare())
+    assert mp.observe(np.zeros(3, np.float32))["step"] == 0
+    # an image-sized array is not 7056 envs of one number each, nor 2 numbers a shape error
+    with pytest.raises(ValueError, match=r"observation of shape \(84, 84, 3\); expected \(3,\)"):
+        mp.observe(np.zeros((84, 84, 3), np.float32))
+    with pytest.raises(ValueError, match=r"observation of shape \(2,\); expected \(3,\)"):
+        mp.observe(np.zeros(2, np.float32))
+    # the action size is probed from sample_chunks: named at load, not deep in ACE
+    with pytest.raises(ValueError, match=r"with action dim 2; this Bare has action dim 3"):
+        load_monitor(path, Bare(n_actions=3))
+
+
+def test_predict_and_reset_reset_the_policy_observe_does_not(calibrated):
+    _, mon = calibrated
+    policy = Bare()
+    mp = MonitoredPolicy(policy, mon)
+    ok = np.zeros((2, 3), np.float32)
+    mp.predict(ok, episode_start=[True, True])
+    mp.predict(ok, episode_start=[False, False])
+    mp.predict(ok, episode_start=[False, True])
+    assert policy.resets == [None, [1]]
+    mp.observe(ok, episode_start=[True, True])  # only watches
+    assert policy.resets == [None, [1]]
+    mp.reset([0])
+    mp.reset()
+    assert policy.resets == [None, [1], [0], None]
+
+
+def test_a_rule_change_on_a_calibrated_monitor_is_a_copy_and_settings_must_match(
+    tmp_path, calibrated
+):
+    policy, mon = calibrated
+    a = rndx.monitor(policy, mon)
+    b = rndx.monitor(policy, mon, rule="or")
+    assert (a.config.rule, b.config.rule, mon.config.rule) == ("and", "or", "and")
+    assert rndx.monitor(policy, mon, delta=0.1, window=5).config.window == 5  # same: fine
+    path = mon.save(tmp_path / "monitor.pt")
+    with pytest.raises(ValueError, match=r"calibrated with delta=0.1, window=5; .*new calibrat"):
+        rndx.monitor(policy, path, delta=0.01, window=50)
+    with pytest.raises(ValueError, match=r"calibrated with n_samples=32"):
+        rndx.monitor(policy, path, n_samples=64)
+    with pytest.raises(TypeError, match=r"unknown monitor option\(s\) \['windw'\]; allowed: "):
+        rndx.monitor(policy, path, windw=3)
+    with pytest.raises(TypeError, match="must be a calibrated rndx Monitor.*got NoneType"):
+        MonitoredPolicy(policy, None)
+
+
+def test_joint_thresholds_only_with_the_and_rule(calibrated):
+    with pytest.raises(ValueError, match=r"rule='ace' with threshold='cp_joint': .*AND alarm"):
+        MonitorConfig(threshold="cp_joint", rule="ace")
+    policy, mon = calibrated
+    joint = dataclasses.replace(mon, config=dataclasses.replace(mon.config, threshold="cp_joint"))
+    with pytest.raises(ValueError, match=r"rule='or' with threshold='cp_joint'"):
+        rndx.monitor(policy, joint, rule="or")
+
+
+def test_stacked_equal_length_rollouts_calibrate_like_a_list():
+    rng = np.random.default_rng(11)
+    traces = _traces(rng, 20)
+    cfg = MonitorConfig(delta=0.2, window=3, n_samples=8, rnd_epochs=3)
+    a = calibrate(ToyPolicy(), traces, cfg)
+    b = calibrate(ToyPolicy(), np.stack(traces), cfg)
+    np.testing.assert_array_equal(a.rnd_threshold, b.rnd_threshold)
+    np.testing.assert_array_equal(a.ace_threshold, b.ace_threshold)
+
+
+def test_a_tampered_monitor_file_is_a_value_error(tmp_path, calibrated):
+    _, mon = calibrated
+    path = mon.save(tmp_path / "monitor.pt")
+    state = torch.load(path, weights_only=False)
+    state["rnd_threshold"] = torch.zeros(0)
+    torch.save(state, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match=r"corrupt .*rnd_threshold of shape \(0,\)"):
+        Monitor.load(tmp_path / "bad.pt")
+
+
+def test_an_sb3_image_policy_is_monitored_channel_last_or_first():
+    """A CnnPolicy trained on channel-last images (SB3 transposes them): calibration rollouts
+    and observations in the env's own layout, batches and single images."""
+    from stable_baselines3 import PPO
+
+    class Camera(gym.Env):
+        observation_space = spaces.Box(0, 255, (36, 36, 3), np.uint8)
+        action_space = spaces.Box(-1, 1, (2,), np.float32)
+
+        def reset(self, *, seed=None, options=None):
+            super().reset(seed=seed)
+            return self.np_random.integers(0, 255, (36, 36, 3), dtype=np.uint8), {}
+
+        def step(self, action):
+            return self.reset()[0], 0.0, False, False, {}
+
+    model = PPO("CnnPolicy", Camera(), n_steps=8, batch_size=8, policy_kwargs={"net_arch": [8]})
+    assert model.observation_space.shape == (3, 36, 36)  # SB3's VecTransposeImage
+    rng = np.random.default_rng(12)
+    cal = [rng.integers(0, 255, (4, 36, 36, 3)).astype(np.uint8) for _ in range(20)]
+    mp = rndx.monitor(model, calibration=cal, delta=0.2, window=2, n_samples=8, rnd_epochs=2)
+    single = mp.observe(cal[0][0], episode_start=[True])
+    assert single["step"] == 0 and np.isfinite(single["rnd_oe"])
+    batch = mp.observe(np.stack([cal[0][1], cal[1][1]]), episode_start=[True, True])
+    chw = mp.observe(np.stack([cal[0][1], cal[1][1]]).transpose(0, 3, 1, 2), episode_start=[1, 1])
+    assert [s["rnd_oe_raw"] for s in batch] == pytest.approx([s["rnd_oe_raw"] for s in chw])
+    action, _ = mp.predict(cal[0][2], episode_start=[True])
+    assert np.shape(action) == (2,)
+    with pytest.raises(ValueError, match=r"of shape \(36, 36\); expected \(3, 36, 36\)"):
+        mp.observe(np.zeros((36, 36), np.float32))
+
+
+def test_a_dict_observation_space_is_a_clear_error():
+    from stable_baselines3 import PPO
+
+    class Two(gym.Env):
+        observation_space = spaces.Dict(
+            {"a": spaces.Box(-1, 1, (2,)), "b": spaces.Box(-1, 1, (1,))}
+        )
+        action_space = spaces.Box(-1, 1, (1,), np.float32)
+
+        def reset(self, *, seed=None, options=None):
+            return self.observation_space.sample(), {}
+
+        def step(self, action):
+            return self.observation_space.sample(), 0.0, False, False, {}
+
+    model = PPO("MultiInputPolicy", Two(), n_steps=8, batch_size=8)
+    with pytest.raises(ValueError, match=r"needs a Box observation space .*FlattenObservation"):
+        rndx.monitor(model, calibration=[np.zeros((3, 3), np.float32)] * 20)
