@@ -24,6 +24,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, ProgressBarCallback
 from stable_baselines3.common.utils import set_random_seed
 
+from hydra_plugins.rndx_sweeper.rndx_sweeper import register_missing_launchers
 from rndx.agents import IMITATION_ALGOS, build_agent, load_agent
 from rndx.config import check_new_run_dir, to_dict
 from rndx.evaluate import eval_seed, evaluate_policy_episodes, load_run_config
@@ -364,6 +365,7 @@ def _train_in(cfg: DictConfig, run_dir: Path, settings: dict[str, int], device: 
             model = _make_or_load_agent(cfg, env, run_dir, device)
             remaining = int(cfg.total_timesteps) - model.num_timesteps
             if remaining > 0:
+                _say_whole_rollouts(model, int(cfg.total_timesteps), remaining)
                 _learn(model, cfg, run_dir, remaining)
     finally:
         env.close()
@@ -391,6 +393,22 @@ def _finish(cfg: DictConfig, run_dir: Path, model: Any, env_kwargs: dict[str, An
     unit = "gradient" if imitation else "env"
     _print_summary(run_dir, f"{model.num_timesteps} {unit}", result, extras, curves=not imitation)
     return run_dir
+
+
+def _say_whole_rollouts(model: BaseAlgorithm, total: int, remaining: int) -> None:
+    """SB3 trains whole rollouts of n_envs x n_steps: say so when ``total_timesteps`` is not
+    a multiple (a 2048-step budget on 16 envs x 256 steps trains 4096)."""
+    n_steps = getattr(model, "n_steps", None)
+    if not n_steps:
+        return
+    rollout = int(n_steps) * int(model.n_envs)
+    end = model.num_timesteps + -(-remaining // rollout) * rollout
+    if end != total:
+        print(
+            f"total_timesteps={total} is not a whole number of rollouts (n_envs {model.n_envs}"
+            f" x n_steps {n_steps} = {rollout} steps each): training runs to {end} steps",
+            file=sys.stderr,
+        )
 
 
 def _learn(model: BaseAlgorithm, cfg: DictConfig, run_dir: Path, remaining: int) -> None:
@@ -448,6 +466,9 @@ def _print_summary(
         + f"  logs:   tensorboard --logdir {run_dir / 'tb'}"
         + (f"\n  curves: python -m rndx.report {run_dir}" if curves else "")
     )
+
+
+register_missing_launchers()  # hydra/launcher=ray without the plugin: the install line
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")

@@ -15,6 +15,7 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
 
 import rndx.config  # noqa: F401  (registers the rndx.first resolver used by hydra.run.dir)
+from hydra_plugins.rndx_sweeper.rndx_sweeper import register_missing_launchers
 from rndx.paths import config_dir
 from rndx.sweep import (
     JobStatusCallback,
@@ -173,6 +174,7 @@ def test_job_status_callback_keeps_the_traceback(tmp_path: Path) -> None:
 
 
 def _hydra_cfg(*overrides: str):
+    register_missing_launchers()  # as rndx.train does before Hydra composes
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         return compose("train", overrides=list(overrides), return_hydra_config=True)
 
@@ -232,7 +234,8 @@ def test_missing_scale_out_launcher_names_the_sweep_extra(
         RndxSweeper(max_batch_size=None).setup(config=cfg, hydra_context=None, task_function=None)
     assert str(info.value) == (
         f"hydra/launcher={launcher} needs the {package} plugin, which is not installed; it "
-        'comes with rndx\'s `sweep` extra: pip install -e ".[sweep]"'
+        'comes with rndx\'s `sweep` extra: pip install "rndx[sweep]" (in a checkout: pip install '
+        '-e ".[sweep]")'
     )
 
 
@@ -253,7 +256,7 @@ def test_missing_launcher_from_the_command_line(tmp_path: Path) -> None:
         cwd=repo,
     )
     assert proc.returncode == 1
-    assert 'pip install -e ".[sweep]"' in proc.stderr and "Could not find" not in proc.stderr
+    assert 'pip install "rndx[sweep]"' in proc.stderr and "Could not find" not in proc.stderr
     assert not sweep_dir.exists()  # stopped before any job
 
 
@@ -434,3 +437,28 @@ def test_sweep_of_good_jobs_exits_normally(tmp_path: Path) -> None:
     assert [(idx, len(b)) for idx, b in launcher.batches] == [(0, 1), (1, 1)]
     status = json.loads((tmp_path / "sweep_status.json").read_text())
     assert (status["completed"], status["failed"]) == (2, 0)
+
+
+def test_other_hydra_apps_keep_hydras_own_missing_launcher_message(tmp_path: Path) -> None:
+    """Hydra imports rndx's plugin module for every app: its placeholders are registered only
+    by rndx's own entry point, so another app's hydra/launcher=ray fails as Hydra says."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is not None:
+        pytest.skip("hydra-ray-launcher is installed")
+    (tmp_path / "app.py").write_text(
+        "import hydra\n\n"
+        "@hydra.main(version_base='1.3', config_path=None)\n"
+        "def main(cfg):\n    print('ran')\n\n"
+        "if __name__ == '__main__':\n    main()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "app.py", "-m", "hydra/launcher=ray", "+x=1,2"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 1
+    assert "Could not find 'hydra/launcher/ray'" in proc.stderr and "rndx" not in proc.stderr

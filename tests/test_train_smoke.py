@@ -49,10 +49,15 @@ def test_train_smoke_writes_a_reloadable_run(tmp_path: Path) -> None:
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 
 
-def test_resume_reaches_total_timesteps(tmp_path: Path) -> None:
-    run = train(_smoke_cfg(tmp_path / "run", "total_timesteps=1024"))
+def test_resume_reaches_total_timesteps(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    run = train(_smoke_cfg(tmp_path / "run", "total_timesteps=1000"))
     first = json.loads((run / "checkpoints" / "latest.json").read_text())
-    assert 1024 <= first["num_timesteps"] < 2048
+    assert 1000 <= first["num_timesteps"] < 2048
+    # SB3 trains whole rollouts: the run says where it stops
+    assert (
+        "total_timesteps=1000 is not a whole number of rollouts (n_envs 4 x n_steps 64 = 256 "
+        "steps each): training runs to 1024 steps"
+    ) in capfd.readouterr().err
     # as if the run had been killed after logging past its last checkpoint
     from torch.utils.tensorboard import SummaryWriter
 

@@ -102,3 +102,23 @@ def test_help_defaults_to_the_calling_modules_usage_and_docstring(capsys) -> Non
 
 def test_help_text_without_keys_is_usage_and_doc() -> None:
     assert help_text("usage: x", "  Doc.\n") == "usage: x\n\nDoc.\n"
+
+
+def test_headless_setup_silences_pyopengls_info_line() -> None:
+    """Hydra logs INFO; PyOpenGL's import-time "No OpenGL_accelerate module loaded" would be in
+    every MuJoCo run's console and train.log."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("OpenGL")
+    code = (
+        "import logging, sys; logging.basicConfig(level=logging.INFO, stream=sys.stdout)\n"
+        "from rndx.utils.headless import use_headless_backends\n"
+        "use_headless_backends()\n"
+        "import OpenGL.GL\n"
+        "logging.getLogger('rndx').info('kept')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "kept" in out and "OpenGL" not in out

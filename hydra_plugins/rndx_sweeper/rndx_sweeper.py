@@ -63,7 +63,8 @@ def _installed(module: str) -> bool:
 def missing_launcher_message(name: str, package: str) -> str:
     return (
         f"hydra/launcher={name} needs the {package} plugin, which is not installed; it comes "
-        'with rndx\'s `sweep` extra: pip install -e ".[sweep]"'
+        'with rndx\'s `sweep` extra: pip install "rndx[sweep]" (in a checkout: pip install -e '
+        '".[sweep]")'
     )
 
 
@@ -87,14 +88,19 @@ class MissingLauncher(Launcher):
         raise NotImplementedError
 
 
-for _name, (_module, _package) in EXTRA_LAUNCHERS.items():
-    if not _installed(_module):
-        ConfigStore.instance().store(
-            group="hydra/launcher",
-            name=_name,
-            node={"_target_": _MISSING_TARGET, "name": _name, "package": _package},
-            provider="rndx",
-        )
+def register_missing_launchers() -> None:
+    """Compose hydra/launcher=<name> of a missing scale-out plugin to :class:`MissingLauncher`
+    (its install line) instead of Hydra's "Could not find". rndx's apps call this before
+    Hydra composes; it is not done at import, since Hydra imports every plugin module for
+    every app and the placeholders would replace other apps' own messages."""
+    for name, (module, package) in EXTRA_LAUNCHERS.items():
+        if not _installed(module):
+            ConfigStore.instance().store(
+                group="hydra/launcher",
+                name=name,
+                node={"_target_": _MISSING_TARGET, "name": name, "package": package},
+                provider="rndx",
+            )
 
 
 class RndxSweeper(BasicSweeper):

@@ -109,7 +109,8 @@ def resolve_env_id(env_id: str) -> str:
         except ImportError as exc:
             raise ValueError(
                 f"env id {module + ':' + env_id!r}: cannot import {module!r} ({exc}); install "
-                "the package that registers it (PointMaze: pip install -e '.[bench]')"
+                "the package that registers it (PointMaze: pip install 'rndx[bench]', in a "
+                "checkout pip install -e '.[bench]')"
             ) from exc
     if env_id not in gym.registry:
         import difflib
