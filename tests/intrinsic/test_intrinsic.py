@@ -328,3 +328,53 @@ def test_coefficient_schedule_and_factory() -> None:
     assert isinstance(build_intrinsic("rdd", 3), RDD)
     with pytest.raises(ValueError, match="allowed"):
         build_intrinsic("icm", 3)
+
+
+def _chan_std(batches) -> float:
+    """RunningMeanStd's result by hand: epsilon prior (count 1e-4, mean 0, var 1) plus each
+    batch folded in with Chan et al.'s update."""
+    mean, var, count = 0.0, 1.0, 1e-4
+    for b in batches:
+        b = np.asarray(b, np.float64).reshape(-1)
+        bm, bv, n = b.mean(), b.var(), len(b)
+        delta, total = bm - mean, count + n
+        var = (var * count + bv * n + delta**2 * count * n / total) / total
+        mean, count = mean + delta * n / total, total
+    return float(np.sqrt(var + 1e-8))
+
+
+def test_reward_normaliser_carries_each_envs_return_into_the_next_rollout() -> None:
+    """Two calls are one stream: ret continues where the last rollout left it (non-episodic),
+    and the std covers every return so far."""
+    gamma, rng = 0.9, np.random.default_rng(3)
+    r1, r2 = rng.uniform(0, 2, (5, 3)), rng.uniform(0, 2, (4, 3))
+    norm = IntrinsicRewardNormalizer(gamma)
+    out1, out2 = norm(r1), norm(r2)
+    ret, returns = np.zeros(3), []
+    for r in (*r1, *r2):
+        ret = gamma * ret + r
+        returns.append(ret.copy())
+    returns = np.array(returns)
+    np.testing.assert_allclose(norm.ret.numpy(), ret, rtol=1e-12)
+    np.testing.assert_allclose(out1, r1 / _chan_std([returns[:5]]), rtol=1e-10)
+    np.testing.assert_allclose(out2, r2 / _chan_std([returns[:5], returns[5:]]), rtol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["rnd", "rdd"])
+def test_predictor_is_one_layer_deeper_and_initialised_as_rnd(kind: str) -> None:
+    """RND's asymmetry (the predictor one hidden layer deeper than the target) and its
+    orthogonal init: hidden layers gain sqrt(2), zero biases."""
+    module = build_intrinsic(kind, 6, hidden=32, target_layers=2)
+
+    def linears(net):
+        return [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+
+    target, predictor = linears(module.target), linears(module.predictor)
+    assert len(predictor) == len(target) + 1 == 4
+    for net in (target, predictor):
+        for lin in net[:-1]:  # hidden: all singular values = the gain (orthogonal x gain)
+            s = torch.linalg.svdvals(lin.weight.detach())
+            np.testing.assert_allclose(s.numpy(), np.sqrt(2), rtol=1e-5)
+            assert torch.count_nonzero(lin.bias) == 0
+        s = torch.linalg.svdvals(net[-1].weight.detach())
+        assert not np.allclose(s.numpy(), np.sqrt(2), rtol=1e-3)  # the output layer's own gain
