@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from rndx.monitors.metrics import failure_metrics
+from rndx.monitors.metrics import failure_metrics, false_alarm_rate
 from rndx.monitors.monitor import Monitor, MonitorConfig, calibrate, reuse_score_fn, score_traces
 from rndx.monitors.policies import as_monitorable
 from rndx.monitors.rollouts import run_rollouts
@@ -103,11 +103,7 @@ def evaluate_shift(
     for name, rule in METHODS.items():
         steps = [monitor.alarm_step(r, a, rule) for r, a in scored]
         out["methods"][name] = failure_metrics(failed, steps, max_episode_steps)
-        out["methods"][name]["false_alarm_rate"] = float(
-            np.mean([s is not None for s, f in zip(steps, failed, strict=True) if not f])
-            if not all(failed)
-            else np.nan
-        )
+        out["methods"][name]["false_alarm_rate"] = false_alarm_rate(failed, steps)
     return out
 
 

@@ -49,3 +49,12 @@ def failure_metrics(
         "n_fail": n_fail,
         "n_succ": n_succ,
     }
+
+
+def false_alarm_rate(failed: Sequence[bool], alarm_steps: Sequence[int | None]) -> float:
+    """Share of the SUCCESSFUL rollouts with an alarm (what delta bounds); NaN without any."""
+    f = np.asarray(failed, dtype=bool)
+    if len(f) != len(alarm_steps):
+        raise ValueError(f"{len(f)} labels but {len(alarm_steps)} alarm steps")
+    alarmed = np.array([a is not None for a in alarm_steps], dtype=bool)
+    return float(alarmed[~f].mean()) if (~f).any() else np.nan

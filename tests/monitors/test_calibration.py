@@ -13,13 +13,14 @@ from rndx.monitors.calibration import (
     conformal_rank,
     cp_band,
     cp_constant,
+    cp_joint,
     min_calibration,
     order_statistic,
     rollouts_needed,
     thresholds,
     time_varying,
 )
-from rndx.monitors.metrics import failure_metrics
+from rndx.monitors.metrics import failure_metrics, false_alarm_rate
 from rndx.monitors.scores import window_sums
 
 
@@ -179,3 +180,42 @@ def test_cp_joint_holds_delta_for_the_and_alarm_and_flags_more_than_separate_thr
     assert separate_alarms < joint_alarms  # per-score thresholds make AND over-cautious
     with pytest.raises(ValueError, match="pair up"):
         cp_joint([np.ones(3)] * 20, [np.ones(4)] * 20, delta)
+
+
+def test_cp_band_holds_the_last_step_two_fitting_rollouts_reach():
+    """Where only one fitting rollout is still running its spread is 0 and the band would
+    collapse onto it (a huge h elsewhere): the last step with >= 2 holds instead."""
+    rng = np.random.default_rng(4)
+    n = rollouts_needed(0.2, "cp_band")
+    lengths = [10] * (n // 2 - 1) + [20] + [10] * (n - n // 2)  # one long fitting rollout
+    traces = [rng.normal(1.0, 0.3, k) for k in lengths]
+    band = cp_band(traces, 0.2)
+    assert len(band) == 20
+    np.testing.assert_array_equal(band[10:], band[9])
+
+
+def test_cp_joint_sets_lambda_on_the_second_half_only():
+    """Split conformal: the first half sets the scales, the second the level; the
+    rollouts that set the scales must not vote on lambda."""
+    rng = np.random.default_rng(5)
+    n = rollouts_needed(0.1, "cp_joint")
+    rt = [rng.gamma(2.0, 1.0, 12) for _ in range(n)]
+    at = [rng.gamma(2.0, 1.0, 12) for _ in range(n)]
+    for i in range(n // 2):  # first half: large joint scores, but the same medians' scale
+        rt[i] = rt[i] * 50.0
+        at[i] = at[i] * 50.0
+    s_r = np.median([t.max() for t in rt[: n // 2]])
+    s_a = np.median([t.max() for t in at[: n // 2]])
+    joint = [np.max(np.minimum(r / s_r, a / s_a)) for r, a in zip(rt[n // 2 :], at[n // 2 :])]
+    lam = order_statistic(joint, 0.1)
+    th_r, th_a = cp_joint(rt, at, 0.1)
+    assert th_r[0] == pytest.approx(lam * s_r) and th_a[0] == pytest.approx(lam * s_a)
+
+
+def test_false_alarm_rate_counts_the_successes_only():
+    failed = [True, True, False, False, False, False]
+    steps = [3, None, None, 7, None, None]  # one failure caught, one success alarmed
+    assert false_alarm_rate(failed, steps) == pytest.approx(0.25)
+    assert math.isnan(false_alarm_rate([True, True], [1, None]))
+    with pytest.raises(ValueError, match="2 labels but 1 alarm steps"):
+        false_alarm_rate([True, False], [None])

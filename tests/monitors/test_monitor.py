@@ -751,3 +751,69 @@ def test_a_dict_observation_space_is_a_clear_error():
     model = PPO("MultiInputPolicy", Two(), n_steps=8, batch_size=8)
     with pytest.raises(ValueError, match=r"needs a Box observation space .*FlattenObservation"):
         rndx.monitor(model, calibration=[np.zeros((3, 3), np.float32)] * 20)
+
+
+class Certain(ToyPolicy):
+    """Every sampled chunk the same: ACE = 0 on every step, its threshold 0."""
+
+    def sample_chunks(self, obs, n_samples):
+        return np.zeros((len(self.embed(obs)), n_samples, self.horizon, 2))
+
+
+def test_a_tie_with_the_threshold_is_not_an_alarm():
+    """ACE takes discrete values; a policy that is always certain scores 0 against a
+    threshold of 0, which must not alarm (alarm when a score EXCEEDS its threshold)."""
+    rng = np.random.default_rng(13)
+    mp = rndx.monitor(Certain(), _traces(rng, 20), delta=0.2, window=3, rule="ace", n_samples=8)
+    assert mp.monitor.ace_threshold[0] == 0.0
+    trace = _traces(rng, 1)[0]
+    assert not any(mp.observe(o, episode_start=[t == 0])["alarm"] for t, o in enumerate(trace))
+    ((r, a),) = score_traces(mp.monitor, mp.adapter, [trace])
+    assert mp.monitor.alarm_step(r, a) is None
+
+
+@pytest.mark.parametrize("threshold", ["time_varying", "cp_band"])
+def test_online_and_offline_alarms_agree_when_scoring_every_kth_step(threshold):
+    """score_every=2 with window 4 (not coprime) and per-step thresholds: the online monitor's
+    windowed scores are sums of the last w SCORED steps' raw scores, compared with the
+    threshold of that scored step; Monitor.alarm_step (the metrics tables) gives the same."""
+    rng = np.random.default_rng(14)
+    cfg = MonitorConfig(
+        delta=0.2,
+        window=4,
+        score_every=2,
+        threshold=threshold,
+        rule="or",
+        n_samples=16,
+        rnd_epochs=5,
+    )
+    policy = ToyPolicy()
+    mon = calibrate(policy, _traces(rng, 40, length=40), cfg)
+    assert len(mon.rnd_threshold) > 1  # per scored step
+    mp = MonitoredPolicy(policy, mon)
+    for trial in range(6):
+        trace = rng.normal(0.0, 0.05 + 0.05 * trial, (40, 3)).astype(np.float32)
+        steps = [mp.observe(o, episode_start=[t == 0]) for t, o in enumerate(trace)]
+        raw_r = np.array([s["rnd_oe_raw"] for s in steps[::2]])
+        raw_a = np.array([s["ace_raw"] for s in steps[::2]])
+        for j, s in enumerate(steps[::2]):
+            assert s["rnd_oe"] == pytest.approx(raw_r[max(0, j - 3) : j + 1].sum())
+            assert s["ace"] == pytest.approx(raw_a[max(0, j - 3) : j + 1].sum())
+            r_th, a_th = mon.thresholds_at(j)
+            assert (s["rnd_oe_threshold"], s["ace_threshold"]) == (r_th, a_th)
+        online = next((s["alarm_step"] for s in steps if s["alarm"]), None)
+        assert mon.alarm_step(raw_r, raw_a) == online
+
+
+def test_thresholds_are_calibrated_on_windowed_scores():
+    """The conformal threshold is the order statistic of the threshold rollouts' maximum
+    WINDOWED score: the same sums the monitor compares with it."""
+    from rndx.monitors.calibration import order_statistic
+
+    rng = np.random.default_rng(15)
+    cfg = MonitorConfig(delta=0.1, window=5, n_samples=16, rnd_epochs=5)
+    mon, scored = calibrate(ToyPolicy(), _traces(rng, 40), cfg, return_scores=True)
+    assert len(scored) == 20
+    for th, k in ((mon.rnd_threshold, 0), (mon.ace_threshold, 1)):
+        maxima = [window_sums(s[k], 5).max() for s in scored]
+        assert th[0] == order_statistic(maxima, 0.1)

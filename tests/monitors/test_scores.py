@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from rndx.monitors.scores import RNDOE, ace, cell_widths, window_sums
 
@@ -95,3 +96,20 @@ def test_rnd_oe_rejects_bad_embeddings():
         rnd.fit(np.zeros((10, 3)))
     with pytest.raises(ValueError, match="NaN"):
         rnd.fit(np.full((10, 4), np.nan))
+
+
+def test_rnd_oe_score_is_the_l2_error_on_whitened_embeddings():
+    """score(e) = || f((e - mean) / std) - g((e - mean) / std) ||_2 with the fitting set's
+    per-dimension mean and std (embeddings far from unit scale, so whitening matters)."""
+    rng = np.random.default_rng(6)
+    fit = rng.normal([3.0, -2.0, 0.0, 10.0], [5.0, 0.5, 2.0, 0.1], (400, 4)).astype(np.float32)
+    rnd = RNDOE(4, hidden=16, output_dim=8, seed=0)
+    rnd.fit(fit, epochs=3, seed=0)
+    mean, std = fit.mean(0), fit.std(0, ddof=1)
+    np.testing.assert_allclose(rnd.mean.numpy(), mean, rtol=1e-5)
+    np.testing.assert_allclose(rnd.std.numpy(), std, rtol=1e-4)
+    e = rng.normal(0.0, 3.0, (7, 4)).astype(np.float32)
+    x = torch.as_tensor((e - mean) / std)
+    with torch.no_grad():
+        want = torch.linalg.vector_norm(rnd.predictor(x) - rnd.target(x), dim=1).numpy()
+    np.testing.assert_allclose(rnd.score(e), want, rtol=1e-4)
