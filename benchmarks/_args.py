@@ -12,11 +12,13 @@ default name to overwrite the committed results on purpose.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import math
 import shlex
 import signal
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -27,6 +29,41 @@ RESULTS_RULE = (
     "to overwrite the committed results on purpose)."
 )
 PRINTS_ONLY = "Prints its report to stdout; writes no file under benchmarks/results/."
+REPORT_RULE = (
+    "Prints its report and writes it to benchmarks/results/NAME.md (--out NAME; default "
+    "{default}); a run whose settings differ from the defaults stops before any work when "
+    "that file exists. Give --out NAME to write elsewhere (the default name to overwrite the "
+    "committed report on purpose)."
+)
+
+
+class _Tee(io.TextIOBase):
+    def __init__(self, *streams) -> None:  # noqa: ANN002
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
+@contextlib.contextmanager
+def printed_report(path: Path) -> Iterator[None]:
+    """What the block prints goes to stdout and, when the block ends without an error, to
+    ``path`` as well (written atomically: a failed or interrupted run leaves the old
+    report)."""
+    from rndx.utils.io import atomic_write_text
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(_Tee(sys.stdout, buf)):
+        yield
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, buf.getvalue())
+    print(f"report: {path}", file=sys.stderr)
 
 
 def at_least(low: int) -> Callable[[str], int]:

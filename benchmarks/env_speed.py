@@ -3,7 +3,7 @@
 Run from the repository root::
 
     python benchmarks/env_speed.py              # 3 s per repeat, 3 repeats (median reported)
-    python benchmarks/env_speed.py --quick      # 1 s, 1 repeat: a smoke test
+    python benchmarks/env_speed.py --quick --out env_speed_quick   # 1 s, 1 repeat: a smoke test
 
 Every row is measured the same way: random actions in [-1, 1] are drawn up front from a seeded
 ``numpy.random.Generator`` (so drawing them costs nothing inside the timed loop), the env is
@@ -34,6 +34,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gymnasium as gym  # noqa: E402
@@ -52,7 +53,16 @@ if ROOT not in sys.path:  # `python benchmarks/env_speed.py` from anywhere
     sys.path.insert(0, ROOT)
 
 import rndx  # noqa: E402,F401  (registers the rndx/... ids)
-from benchmarks._args import PRINTS_ONLY, nonnegative_int, positive_float, positive_int  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+from benchmarks._args import (  # noqa: E402
+    REPORT_RULE,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    printed_report,
+    refuse_overwrite,
+)
 from rndx.envs import make_sb3_vec_env  # noqa: E402
 
 try:
@@ -163,6 +173,10 @@ def build_rows() -> list[Row]:
     rows.append(Row("Reacher-v5", "single", 1, lambda: gym.make("Reacher-v5")))
     # robot tasks with contact physics (issue 6)
     rows.append(Row(BULLET, "single", 1, lambda: gym.make(BULLET)))
+    # half the physics substeps: the speed/tracking trade-off README quotes
+    rows.append(
+        Row(BULLET, "single, time_step=1/60", 1, lambda: gym.make(BULLET, time_step=1 / 60))
+    )
     rows.append(Row(PUSH, "single", 1, lambda: gym.make(PUSH)))
     return rows
 
@@ -186,7 +200,9 @@ def _cpu_name() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=PRINTS_ONLY)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog=REPORT_RULE.format(default="env_speed")
+    )
     parser.add_argument(
         "--seconds", type=positive_float, help="timed duration per repeat (default 3)"
     )
@@ -198,7 +214,15 @@ def main(argv: list[str] | None = None) -> int:
         "--seed", type=nonnegative_int, default=0, help="seed of the pre-drawn actions"
     )
     parser.add_argument("--quick", action="store_true", help="smoke test: 1 s, 1 repeat")
+    parser.add_argument("--out", default=None, help="report name (default env_speed)")
     args = parser.parse_args(argv)
+    path = RESULTS / f"{args.out or 'env_speed'}.md"
+    refuse_overwrite(parser, args, [path], named=args.out is not None, flag="--out")
+    with printed_report(path):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.seconds is None:
         args.seconds = 1.0 if args.quick else 3.0
     if args.repeats is None:

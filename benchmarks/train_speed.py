@@ -25,10 +25,37 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/...`
 
-from benchmarks._args import PRINTS_ONLY, command, positive_int  # noqa: E402
+from benchmarks._args import (  # noqa: E402
+    REPORT_RULE,
+    command,
+    positive_int,
+    printed_report,
+    refuse_overwrite,
+)
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main() -> None:
+    import torch
+
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], epilog=REPORT_RULE.format(default="train_speed")
+    )
+    p.add_argument("--agents", nargs="+", default=["ppo", "ppo_rnd", "ppo_rdd"])
+    p.add_argument("--rollouts", type=positive_int, default=2, help="rollouts per timed chunk")
+    p.add_argument("--repeats", type=positive_int, default=5)
+    p.add_argument("--out", default=None, help="report name (default train_speed)")
+    p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every agent")
+    args = p.parse_args()
+    path = RESULTS / f"{args.out or 'train_speed'}.md"
+    refuse_overwrite(p, args, [path], named=args.out is not None, flag="--out")
+    torch.set_num_threads(1)
+    with printed_report(path):
+        _run(args, p)
+
+
+def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
     import numpy as np
     import torch
     from hydra import compose, initialize_config_dir
@@ -36,14 +63,6 @@ def main() -> None:
     from rndx.agents import build_agent
     from rndx.envs import make_sb3_vec_env
     from rndx.paths import config_dir
-
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=PRINTS_ONLY)
-    p.add_argument("--agents", nargs="+", default=["ppo", "ppo_rnd", "ppo_rdd"])
-    p.add_argument("--rollouts", type=positive_int, default=2, help="rollouts per timed chunk")
-    p.add_argument("--repeats", type=positive_int, default=5)
-    p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every agent")
-    args = p.parse_args()
-    torch.set_num_threads(1)
 
     models = {}
     settings = {}  # agent -> the settings its composed config ran with

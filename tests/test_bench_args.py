@@ -96,8 +96,8 @@ def test_refuse_overwrite(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("name", "says"),
     [
-        ("env_speed", "writes no file under benchmarks/results"),
-        ("train_speed", "writes no file under benchmarks/results"),
+        ("env_speed", "writes it to benchmarks/results/NAME.md (--out NAME; default env_speed)"),
+        ("train_speed", "to benchmarks/results/NAME.md (--out NAME; default train_speed)"),
         ("device_speed", "writes no file under benchmarks/results"),
         ("exploration", "Give --tag NAME to write elsewhere"),
         ("paper_agv", "Give --tag NAME to write elsewhere"),
@@ -138,12 +138,14 @@ def test_train_speed_flags(argv, says, monkeypatch, capsys) -> None:
     assert says in _exits_2(train_speed.main, argv, monkeypatch, capsys)
 
 
-def test_train_speed_reports_and_uses_the_composed_config(monkeypatch, capsys) -> None:
-    """Overrides of n_steps and the episode cap are what runs and what is printed."""
+def test_train_speed_reports_and_uses_the_composed_config(tmp_path, monkeypatch, capsys) -> None:
+    """Overrides of n_steps and the episode cap are what runs and what is printed, and the
+    printed report is the file written."""
     import rndx.agents
     import rndx.envs
 
     train_speed = pytest.importorskip("benchmarks.train_speed")
+    monkeypatch.setattr(train_speed, "RESULTS", tmp_path)
     made = []
 
     class Model:
@@ -170,10 +172,26 @@ def test_train_speed_reports_and_uses_the_composed_config(monkeypatch, capsys) -
         "--agents ppo --rollouts 2 --repeats 1 agent.ppo.n_steps=32 env.max_episode_steps=77" in out
     )
 
-    made.clear()
+    report = (tmp_path / "train_speed.md").read_text()
+    assert report.startswith("## Training throughput") and report in out
+    # a second non-default run keeps that report unless it is named
     monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit):
+        train_speed.main()
+    assert "give --out NAME" in capsys.readouterr().err and not made[1:]
+    made.clear()
+    monkeypatch.setattr(sys, "argv", [*argv, "--out", "mine"])
     train_speed.main()
     assert made == [1000]  # the script's default when nothing overrides it
+    assert (tmp_path / "mine.md").is_file()
+
+
+def test_env_speed_keeps_the_committed_report_of_a_default_run(tmp_path, monkeypatch, capsys):
+    env_speed = pytest.importorskip("benchmarks.env_speed")
+    monkeypatch.setattr(env_speed, "RESULTS", tmp_path)
+    (tmp_path / "env_speed.md").write_text("committed")
+    assert "give --out NAME" in _exits_2(env_speed.main, ["--quick"], monkeypatch, capsys, True)
+    assert (tmp_path / "env_speed.md").read_text() == "committed"
 
 
 @pytest.mark.parametrize(
