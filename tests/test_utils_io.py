@@ -81,3 +81,15 @@ def test_a_torch_file_of_another_format_is_named(tmp_path: Path) -> None:
     expected = r"not an rndx monitor file \(expected format 'rndx.m/1'\)"
     with pytest.raises(ValueError, match=expected):
         load_torch_state(other, "rndx.m/1", "monitor file")
+
+
+def test_a_directory_given_for_a_saved_file_is_named_as_one(tmp_path) -> None:
+    from rndx.utils.io import load_torch_state
+
+    (tmp_path / "monitor.pt").write_bytes(b"")
+    with pytest.raises(
+        FileNotFoundError, match=r"is a directory, not a file \(.pt files in it: \['monitor.pt'\]\)"
+    ):
+        load_torch_state(tmp_path, "rndx.monitor/1", "monitor file")
+    with pytest.raises(FileNotFoundError, match="monitor file '.*nothing.pt' not found"):
+        load_torch_state(tmp_path / "nothing.pt", "rndx.monitor/1", "monitor file")

@@ -88,12 +88,19 @@ def load_torch_state(path: str | os.PathLike[str], fmt: str, what: str) -> dict[
     ``weights_only``: tensors and plain containers, no pickled code).
 
     :param what: names the file in errors, e.g. ``"chunk_flow checkpoint"``.
-    :raises FileNotFoundError: if ``path`` is missing.
+    :raises FileNotFoundError: if ``path`` is missing or a directory (the message says
+        which; the commands print it in one line).
     :raises ValueError: if the file is corrupt or of another format.
     """
     import torch
 
     p = Path(path)
+    if p.is_dir():  # e.g. a run dir for the file in it
+        inside = sorted(q.name for q in p.glob("*.pt"))[:5]
+        raise FileNotFoundError(
+            f"{what} {str(p)!r} is a directory, not a file"
+            + (f" (.pt files in it: {inside})" if inside else "")
+        )
     if not p.is_file():
         raise FileNotFoundError(f"{what} {str(p)!r} not found")
     bad = f"{str(p)!r} is corrupt or not an rndx {what}"
