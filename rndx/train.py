@@ -468,9 +468,6 @@ def _print_summary(
     )
 
 
-register_missing_launchers()  # hydra/launcher=ray without the plugin: the install line
-
-
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point; a resume swaps in the run's saved config plus allowed overrides."""
@@ -488,4 +485,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    # hydra/launcher=ray without the plugin: the install line. Here, not at import, so that
+    # importing rndx.train (train(), resume_config()) leaves Hydra's global ConfigStore alone
+    register_missing_launchers()
     main()

@@ -18,6 +18,7 @@ thresholds of that step and applies the alarm rule; the alarm latches for the ep
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -44,6 +45,7 @@ from rndx.monitors.policies import (
     flat_observations,
     invalid_rows,
     observation_limits,
+    observation_shape,
 )
 from rndx.monitors.scores import RNDOE, ace, cell_widths, window_sums
 from rndx.utils.checks import finite_number, whole_number
@@ -120,7 +122,6 @@ class MonitorConfig:
         check_rule(self.rule)
         if self.threshold not in (*KINDS, "cp_joint"):
             raise ValueError(f"threshold={self.threshold!r}; allowed: {[*KINDS, 'cp_joint']}")
-        check_joint_rule(self.threshold, self.rule)
         self.score_every = whole_number("score_every", self.score_every, 1)
         self.n_samples = whole_number("n_samples", self.n_samples, 2, " (ACE needs a spread)")
         self.ace_factor = finite_number("ace_factor", self.ace_factor, 0.0, open_min=True)
@@ -133,6 +134,8 @@ class MonitorConfig:
         self.seed = whole_number("seed", self.seed, 0)
         if self.ace_dims is not None:
             self.ace_dims = [whole_number("ace_dims entry", d, 0) for d in self.ace_dims]
+            if not self.ace_dims:
+                raise ValueError("ace_dims=[] leaves ACE no action dimension; None for all")
 
     def min_rollouts(self) -> int:
         """Successful calibration rollouts needed for ``delta`` with this split, exactly (one
@@ -206,11 +209,22 @@ class Monitor:
     ) -> int | None:
         """First alarm step (env step) of one episode's raw score traces (one value per
         scored step) under ``rule`` (default: the monitor's)."""
-        w = self.config.window
+        w, rule = self.config.window, rule or self.config.rule
         rs, as_ = window_sums(rnd_raw, w), window_sums(ace_raw, w)
         t = np.arange(len(rs))
-        r_th, a_th = self.thresholds_at(t)
-        first = first_alarm(rule_holds(rule or self.config.rule, rs > r_th, as_ > a_th))
+        if self.config.threshold == "cp_joint" and rule != "and":
+            # joint thresholds calibrate the AND alarm only: the other rules compare each
+            # score with its own conformal (cp_constant) threshold, set on the same rollouts
+            single = self.info.get("cp_constant_thresholds")
+            if single is None:
+                raise ValueError(
+                    f"rule={rule!r} on a cp_joint monitor needs its cp_constant thresholds, "
+                    "which monitors calibrated before they were stored lack: recalibrate"
+                )
+            r_th, a_th = (np.full(len(t), float(v)) for v in single)
+        else:
+            r_th, a_th = self.thresholds_at(t)
+        first = first_alarm(rule_holds(rule, rs > r_th, as_ > a_th))
         return None if first is None else first * self.config.score_every
 
     # -------------------------------------------------------------- persistence
@@ -291,6 +305,9 @@ def _calibration_traces(adapter: Any, calibration: Any) -> list[np.ndarray]:
         raise ValueError(f"calibration must be {expected}; got {type(calibration).__name__}")
     limits = observation_limits(adapter)
     dim = getattr(adapter, "obs_dim", None)
+    shape = observation_shape(adapter)
+    if dim is None and shape is not None:
+        dim = int(np.prod(shape))
     traces = []
     for i, t in enumerate(calibration):
         try:
@@ -331,6 +348,7 @@ def calibrate(
     :raises ValueError: too few rollouts for ``delta`` (the message says how many are needed).
     """
     cfg = config or MonitorConfig()
+    check_joint_rule(cfg.threshold, cfg.rule)
     adapter = as_monitorable(policy)
     traces = _calibration_traces(adapter, calibration)
     need = cfg.min_rollouts()
@@ -368,10 +386,24 @@ def calibrate(
     rs, as_ = [window_sums(r, w) for r, _ in scored], [window_sums(a, w) for _, a in scored]
     if cfg.threshold == "cp_joint":
         mon.rnd_threshold, mon.ace_threshold = cp_joint(rs, as_, cfg.delta)
+        # what the single-score and OR rules are compared with (evaluation tables)
+        mon.info["cp_constant_thresholds"] = [
+            float(thresholds(rs, cfg.delta, "cp_constant")[0]),
+            float(thresholds(as_, cfg.delta, "cp_constant")[0]),
+        ]
     else:
         mon.rnd_threshold = thresholds(rs, cfg.delta, cfg.threshold)
         mon.ace_threshold = thresholds(as_, cfg.delta, cfg.threshold)
     return (mon, scored) if return_scores else mon
+
+
+def _takes_an_argument(fn: Any) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: assume reset(idx)
+        return True
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return any(p.kind in kinds or p.kind == inspect.Parameter.VAR_POSITIONAL for p in params)
 
 
 class MonitoredPolicy:
@@ -416,12 +448,13 @@ class MonitoredPolicy:
                 f"monitor must be a calibrated rndx Monitor (from calibrate() or Monitor.load); "
                 f"got {type(monitor).__name__}"
             )
+        check_joint_rule(monitor.config.threshold, monitor.config.rule)
         self.adapter = as_monitorable(policy)
         self._limits = observation_limits(self.adapter)  # checked on every observation
         self.policy = policy
+        if monitor.config.rnd == "reuse":  # this policy's own RND, on a copy of the monitor
+            monitor = dataclasses.replace(monitor, rnd_fn=reuse_score_fn(self.adapter))
         self.monitor = monitor
-        if monitor.config.rnd == "reuse" and monitor.rnd_fn is None:
-            monitor.rnd_fn = reuse_score_fn(self.adapter)
         space = getattr(self.adapter, "observation_space", None)
         dim = getattr(self.adapter, "obs_dim", None)
         if dim is None and getattr(space, "shape", None):
@@ -486,8 +519,15 @@ class MonitoredPolicy:
         self._reset_policy(idx)
 
     def _reset_policy(self, idx: Any = None) -> None:
-        if callable(getattr(self.adapter, "reset", None)):  # optional for a policy
-            self.adapter.reset(idx)
+        """The policy's ``reset(idx)`` (optional); a ``reset()`` that takes no index resets
+        all its envs, whichever start."""
+        reset = getattr(self.adapter, "reset", None)
+        if not callable(reset):
+            return
+        if idx is None or not _takes_an_argument(reset):
+            reset()
+        else:
+            reset(idx)
 
     def _reset_scores(self, idx: Any = None) -> None:
         if self._n == 0 or idx is None:
@@ -595,13 +635,14 @@ class MonitoredPolicy:
                 "with your own controller and score with observe(obs) (or MonitorWrapper)"
             )
         x = self._as_obs(observation)  # the policy acts on the float32 array scored
-        step = self.observe(x, episode_start)
-        if episode_start is not None:
+        n = len(flat_observations(self.adapter, x, self._obs_dim)[0])  # shape checked
+        if episode_start is not None:  # before scoring: embed may read per-episode memory
             flags = np.asarray(episode_start, dtype=bool).reshape(-1)
-            if flags.all():  # all envs (their number may have changed)
+            if flags.size == n and flags.all():  # all envs (their number may have changed)
                 self._reset_policy(None)
-            elif flags.any():
+            elif flags.size == n and flags.any():
                 self._reset_policy(np.flatnonzero(flags))
+        step = self.observe(x, episode_start)
         action, _ = self.adapter.predict(
             x, state=state, episode_start=episode_start, deterministic=deterministic
         )
@@ -666,8 +707,12 @@ def monitor(
         calibration = Monitor.load(calibration)
     if isinstance(calibration, Monitor):
         cfg = calibration.config
-        given = {"delta": delta, "window": window, **options}
-        clash = {k: v for k, v in given.items() if v is not None and v != getattr(cfg, k)}
+        given = {**{k: v for k, v in (("delta", delta), ("window", window)) if v is not None}}
+        given.update(options)  # an option given as None (ace_dims=None: all) counts
+        asked = asdict(
+            dataclasses.replace(cfg, **given)
+        )  # checked and normalised as in calibration
+        clash = {k: given[k] for k in given if asked[k] != getattr(cfg, k)}
         if clash:
             was = ", ".join(f"{k}={getattr(cfg, k)!r}" for k in clash)
             raise ValueError(

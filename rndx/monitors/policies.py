@@ -50,7 +50,8 @@ def flat_observations(policy: Any, obs: Any, obs_dim: int | None, batch: bool = 
     """``obs`` as float32 rows (n, obs_dim) and whether it was one observation.
 
     An observation is (obs_dim,) or, for a policy whose Box observation space has an n-D
-    shape S (an image), S itself; a batch is (n, obs_dim) or (n, *S). ``batch=True`` (a
+    shape S (an image), S itself; a batch is (n, obs_dim) or (n, *S) (a channel-last image
+    for a channel-first SB3 space too). ``batch=True`` (a
     rollout) accepts batches only. A policy's optional ``prepare_obs(x)`` runs first (the SB3
     adapter transposes channel-last images as SB3 does). With nothing known of the policy's
     sizes (``obs_dim`` None), the last axis is the observation.
@@ -67,7 +68,11 @@ def flat_observations(policy: Any, obs: Any, obs_dim: int | None, batch: bool = 
             return x.reshape(1, -1), True
         if x.shape[1:] == shape:
             return x.reshape(len(x), -1), False
-        allowed = f"(T, *{shape})" if batch else f"{shape} or (n, *{shape})"
+        dim = int(np.prod(shape))
+        if 1 <= x.ndim <= 2 and x.shape[-1] == dim and (x.ndim == 2 or not batch):
+            return x.reshape(-1, dim), x.ndim == 1  # already flattened rows
+        s = ", ".join(map(str, shape))
+        allowed = f"(T, {s}) or (T, {dim})" if batch else f"({s}), (n, {s}) or (n, {dim})"
     elif batch:
         if x.ndim == 2 and obs_dim in (None, x.shape[1]):
             return x, False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 import gymnasium as gym
@@ -672,13 +671,149 @@ def test_a_rule_change_on_a_calibrated_monitor_is_a_copy_and_settings_must_match
         MonitoredPolicy(policy, None)
 
 
-def test_joint_thresholds_only_with_the_and_rule(calibrated):
+def test_joint_thresholds_only_with_the_and_rule(tmp_path):
+    rng = np.random.default_rng(16)
+    traces = _traces(rng, 40)
     with pytest.raises(ValueError, match=r"rule='ace' with threshold='cp_joint': .*AND alarm"):
-        MonitorConfig(threshold="cp_joint", rule="ace")
-    policy, mon = calibrated
-    joint = dataclasses.replace(mon, config=dataclasses.replace(mon.config, threshold="cp_joint"))
+        calibrate(ToyPolicy(), traces, MonitorConfig(threshold="cp_joint", rule="ace"))
+    cfg = MonitorConfig(delta=0.2, window=3, threshold="cp_joint", n_samples=8, rnd_epochs=3)
+    mon = calibrate(ToyPolicy(), traces, cfg)
     with pytest.raises(ValueError, match=r"rule='or' with threshold='cp_joint'"):
-        rndx.monitor(policy, joint, rule="or")
+        rndx.monitor(ToyPolicy(), mon, rule="or")
+    # a file saved with another rule (older rndx allowed it) loads; it is used with AND
+    state = mon.state_dict()
+    state["config"]["rule"] = "or"
+    torch.save(state, tmp_path / "old.pt")
+    old = Monitor.load(tmp_path / "old.pt")
+    with pytest.raises(ValueError, match=r"rule='or' with threshold='cp_joint'"):
+        MonitoredPolicy(ToyPolicy(), old)
+    assert rndx.monitor(ToyPolicy(), tmp_path / "old.pt", rule="and").config.rule == "and"
+    # the evaluation's single-score and OR rows use cp_constant thresholds, not joint ones
+    fresh = _traces(rng, 1)[0]
+    ((r, a),) = score_traces(mon, as_monitorable(ToyPolicy()), [fresh])
+    w = cfg.window
+    single = mon.info["cp_constant_thresholds"]
+    for rule, fires in (
+        ("rnd_oe", window_sums(r, w) > single[0]),
+        ("ace", window_sums(a, w) > single[1]),
+    ):
+        want = int(np.flatnonzero(fires)[0]) if fires.any() else None
+        assert mon.alarm_step(r, a, rule) == want
+    state = mon.state_dict()
+    del state["info"]["cp_constant_thresholds"]
+    torch.save(state, tmp_path / "older.pt")
+    with pytest.raises(ValueError, match="needs its cp_constant thresholds.*recalibrate"):
+        Monitor.load(tmp_path / "older.pt").alarm_step(r, a, "or")
+
+
+def test_a_policy_reset_without_an_index_and_reset_before_scoring():
+    """reset() without an argument is called as it is; the policy is reset before the first
+    observation of an episode is scored (its embedding may read per-episode memory)."""
+
+    class Memory(ToyPolicy):
+        def __init__(self):
+            super().__init__()
+            self.memory, self.seen = 0.0, []
+
+        def embed(self, obs):
+            self.seen.append(self.memory)
+            return super().embed(obs) + self.memory
+
+        def predict(self, obs, state=None, episode_start=None, deterministic=False):
+            self.memory += 1.0
+            return super().predict(obs, state, episode_start, deterministic)
+
+        def reset(self):
+            self.memory = 0.0
+
+    rng = np.random.default_rng(17)
+    cfg = MonitorConfig(delta=0.2, window=2, n_samples=8, rnd_epochs=2)
+    policy = Memory()
+    mp = MonitoredPolicy(policy, calibrate(policy, _traces(rng, 20), cfg))
+    ok = np.zeros(3, np.float32)
+    for _ in range(2):
+        for t in range(3):
+            policy.seen.clear()
+            mp.predict(ok, episode_start=[t == 0])
+            assert policy.seen[0] == float(t)  # the monitor's embed: memory 0 at a start
+    env = MonitorWrapper(gym.make("Pendulum-v1"), mp)  # reset() without idx works there too
+    env.reset(seed=0)
+    env.close()
+
+
+def test_flattened_rows_of_a_multi_axis_box_and_the_calibration_width():
+    from stable_baselines3 import PPO
+
+    class Grid(gym.Env):
+        observation_space = spaces.Box(-1, 1, (5, 3), np.float32)
+        action_space = spaces.Box(-1, 1, (2,), np.float32)
+
+        def reset(self, *, seed=None, options=None):
+            return self.observation_space.sample(), {}
+
+        def step(self, action):
+            return self.observation_space.sample(), 0.0, False, False, {}
+
+    model = PPO("MlpPolicy", Grid(), n_steps=8, batch_size=8, policy_kwargs={"net_arch": [8]})
+    rng = np.random.default_rng(18)
+    flat = [rng.uniform(-1, 1, (6, 15)).astype(np.float32) for _ in range(20)]
+    mp = rndx.monitor(model, flat, delta=0.2, window=2, n_samples=8, rnd_epochs=2)
+    a = mp.observe(flat[0][0], episode_start=[True])
+    b = mp.observe(flat[0][0].reshape(5, 3), episode_start=[True])
+    assert a["rnd_oe_raw"] == pytest.approx(b["rnd_oe_raw"])
+    with pytest.raises(ValueError, match=r"expected \(5, 3\), \(n, 5, 3\) or \(n, 15\)"):
+        mp.observe(np.zeros(7, np.float32))
+
+    class Spaced(ToyPolicy):  # an observation_space, no obs_dim: rollouts checked against it
+        def __init__(self):
+            super().__init__(obs_dim=4)
+            del self.obs_dim
+
+        def embed(self, obs):
+            return np.asarray(obs, np.float32)
+
+    wide = [rng.normal(0, 0.1, (5, 5)).astype(np.float32) for _ in range(20)]
+    with pytest.raises(
+        ValueError, match=r"calibration rollout 0 has shape \(5, 5\); expected \(T, 4\)"
+    ):
+        rndx.monitor(Spaced(), wide, delta=0.2)
+
+
+def test_options_given_with_a_calibrated_monitor_are_compared_as_calibration_reads_them(
+    calibrated,
+):
+    rng = np.random.default_rng(19)
+    mon = calibrate(ToyPolicy(), _traces(rng, 20), MonitorConfig(delta=0.2, ace_dims=[0, 1]))
+    for same in ([0, 1], (0, 1), np.array([0, 1])):
+        assert rndx.monitor(ToyPolicy(), mon, ace_dims=same).config.ace_dims == [0, 1]
+    with pytest.raises(ValueError, match=r"calibrated with ace_dims=\[0, 1\]"):
+        rndx.monitor(ToyPolicy(), mon, ace_dims=None)  # None means all dims: not the same
+    with pytest.raises(ValueError, match=r"ace_dims=\[\] leaves ACE no action dimension"):
+        MonitorConfig(ace_dims=[])
+
+
+def test_a_reused_rnd_scores_with_the_monitored_agents_own_module():
+    from rndx.agents.intrinsic_ppo import IntrinsicPPO
+    from rndx.envs import make_sb3_vec_env
+
+    venv = make_sb3_vec_env("rndx/AGVWarehouse-v0", 2, 0)
+    kwargs = dict(intrinsic_input="obs", n_steps=8, batch_size=16, policy_kwargs={"net_arch": [16]})
+    a, b = (IntrinsicPPO("MlpPolicy", venv, seed=s, **kwargs) for s in (0, 1))
+    rng = np.random.default_rng(20)
+    low, high = venv.observation_space.low, venv.observation_space.high
+    cal = [rng.uniform(low, high, (12, len(low))).astype(np.float32) for _ in range(20)]
+    for m in (a, b):
+        m.intrinsic.update_input_stats(np.concatenate(cal))
+    mp_a = rndx.monitor(a, calibration=cal, delta=0.2, window=2, rnd="reuse", n_samples=8)
+    mp_b = rndx.monitor(b, mp_a.monitor, rule="or")
+    obs = cal[0][:3]
+    np.testing.assert_allclose(
+        mp_b.monitor.rnd_scores(None, obs), np.sqrt(b.intrinsic.compute(obs)), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        mp_a.monitor.rnd_scores(None, obs), np.sqrt(a.intrinsic.compute(obs)), rtol=1e-6
+    )
+    venv.close()
 
 
 def test_stacked_equal_length_rollouts_calibrate_like_a_list():
@@ -791,8 +926,10 @@ def test_online_and_offline_alarms_agree_when_scoring_every_kth_step(threshold):
     mon = calibrate(policy, _traces(rng, 40, length=40), cfg)
     assert len(mon.rnd_threshold) > 1  # per scored step
     mp = MonitoredPolicy(policy, mon)
-    for trial in range(6):
-        trace = rng.normal(0.0, 0.05 + 0.05 * trial, (40, 3)).astype(np.float32)
+    late = 0
+    for trial in range(8):
+        trace = rng.normal(0.0, 0.05, (40, 3)).astype(np.float32)
+        trace[20 + trial :, 0] += 0.05 * (1 + trial)  # a drift that starts late: late alarms
         steps = [mp.observe(o, episode_start=[t == 0]) for t, o in enumerate(trace)]
         raw_r = np.array([s["rnd_oe_raw"] for s in steps[::2]])
         raw_a = np.array([s["ace_raw"] for s in steps[::2]])
@@ -803,6 +940,8 @@ def test_online_and_offline_alarms_agree_when_scoring_every_kth_step(threshold):
             assert (s["rnd_oe_threshold"], s["ace_threshold"]) == (r_th, a_th)
         online = next((s["alarm_step"] for s in steps if s["alarm"]), None)
         assert mon.alarm_step(raw_r, raw_a) == online
+        late += online is not None and online >= 4
+    assert late >= 3  # the comparison covers alarms after the window has filled
 
 
 def test_thresholds_are_calibrated_on_windowed_scores():
