@@ -255,7 +255,7 @@ def _run(args: argparse.Namespace) -> int:
     base = next((r.rate for r in rows if r.env == POINTMAZE and r.rate), None)
 
     def ratio(rate: float | None) -> str:
-        return f"{rate / base:.1f}x" if rate and base else "n/a"
+        return f"{rate / base:.2f}x" if rate and base else "n/a"
 
     cmd = shlex.join([os.path.relpath(sys.executable), *sys.argv])
     print("## Environment speed (single core)\n")
@@ -311,7 +311,7 @@ def _run(args: argparse.Namespace) -> int:
         if not base or not rate:
             verdict = "SKIPPED (no PointMaze baseline)" if not base else "FAIL (not measured)"
         else:
-            verdict = f"{'PASS' if rate / base >= bar else 'FAIL'} ({rate / base:.1f}x)"
+            verdict = f"{'PASS' if rate / base >= bar else 'FAIL'} ({rate / base:.3f}x)"
         print(f"- bar: {text}: {verdict}")
     return 0
 
