@@ -146,6 +146,22 @@ def test_bullet_robot_drives_like_the_2d_vehicle() -> None:
     assert ob[-2] > 0.9  # measured speed near v_max, as commanded
 
 
+@pytest.mark.parametrize("gain", [1.0, 0.35])
+def test_bullet_robot_reverses_with_a_negative_speed_and_obeys_the_gain(gain: float) -> None:
+    """Driving backwards the observed speed is negative (the 2D core's sign); actuator_gain
+    (the actuator_loss shift) scales the commanded speed as in 2D."""
+    opts = {"start": (8.0, 6.0, 0.0), "goal": (15.5, 2.5)}
+    b = gym.make(BULLET, actuator_gain=gain).unwrapped
+    k = gym.make("rndx/AGVWarehouse-v0", actuator_gain=gain).unwrapped
+    b.reset(seed=0, options=opts)
+    k.reset(seed=0, options=opts)
+    for _ in range(12):
+        ob, *_ = b.step(np.array([-1.0, 0.0], np.float32))
+        ok, *_ = k.step(np.array([-1.0, 0.0], np.float32))
+    assert ok[-2] == pytest.approx(-gain)  # 2D: at the gained limit
+    assert ob[-2] < 0 and abs(ob[-2] - ok[-2]) < 0.1
+
+
 def test_bullet_collision_is_a_contact_and_is_penalised() -> None:
     env = gym.make(BULLET, collision_penalty=0.25).unwrapped
     env.reset(seed=0, options={"start": (2.6, 8.0, 0.0), "goal": (15.5, 2.5)})
