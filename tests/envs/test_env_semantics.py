@@ -187,3 +187,19 @@ def test_the_shifts_have_their_documented_magnitudes() -> None:
     assert slip["alpha_max"] == pytest.approx(0.15 * base.alpha_max)
     noise = shifted_kwargs("lidar_noise", {}, seed=0)
     assert noise["lidar_noise"] >= 0.1 and noise["lidar_dropout"] >= 0.05
+
+
+def test_moving_obstacles_go_back_and_forth_along_their_paths() -> None:
+    """The batched positions equal the per-obstacle formula at every step, out and back."""
+    core = AGVCore(3, AGVConfig(n_agvs=2, n_pedestrians=3))
+    core.seed([0, 1, 2])
+    core.reset_envs(np.arange(3))
+    back = False
+    for _ in range(400):
+        core.step(np.zeros((3, 2)))
+        pos = core._obstacle_positions()
+        for i in range(3):
+            for j in range(core.obs_s.shape[1]):
+                np.testing.assert_allclose(pos[i, j], core._obstacle_xy(i, j), atol=1e-9)
+        back |= bool((core.obs_s > core.obs_len).any())
+    assert back  # the return leg was covered

@@ -97,6 +97,8 @@ def test_moving_goal_ping_pongs_on_a_clear_aisle_path(presets: dict, preset: str
         core.step(np.zeros((core.n, 2)))
         if t + 1 == period // 2:
             np.testing.assert_allclose(core.goal, core.goal_p1, atol=1e-6)
+        if t + 1 == 3 * period // 4:  # on the way back, halfway: it does not park at p1
+            np.testing.assert_allclose(core.goal, (core.goal_p0 + core.goal_p1) / 2, atol=1e-6)
     np.testing.assert_allclose(core.goal, start, atol=1e-6)
 
 

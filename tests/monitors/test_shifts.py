@@ -168,3 +168,18 @@ def test_the_table_of_shifts_without_failures_says_n_a_without_a_warning():
         warnings.simplefilter("error")  # numpy's 'Mean of empty slice' was printed here
         table = format_table(results)
     assert "| **mean** | | OR | n/a | 0.75 | n/a | n/a | n/a |" in table
+
+
+def test_a_batched_reset_hook_draws_each_vehicle_from_its_own_generator():
+    """The batch equals N seeded single envs under a shift's reset hook too."""
+    cfg = AGVConfig(**shifted_kwargs("goal_shift", {}, 0))
+    batch = AGVCore(4, cfg)
+    batch.seed([10, 11, 12, 13])
+    batch.reset_envs(np.arange(4))
+    apply_reset_hook("goal_shift", batch, np.arange(4), batch.rngs)
+    for i, seed in enumerate([10, 11, 12, 13]):
+        single = AGVCore(1, cfg)
+        single.seed([seed])
+        single.reset_envs(np.arange(1))
+        apply_reset_hook("goal_shift", single, np.arange(1), single.rngs)
+        np.testing.assert_array_equal(batch.goal[i], single.goal[0])
