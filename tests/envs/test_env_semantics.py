@@ -203,3 +203,18 @@ def test_moving_obstacles_go_back_and_forth_along_their_paths() -> None:
                 np.testing.assert_allclose(pos[i, j], core._obstacle_xy(i, j), atol=1e-9)
         back |= bool((core.obs_s > core.obs_len).any())
     assert back  # the return leg was covered
+
+
+def test_sampled_starts_and_goals_keep_the_radius_plus_margin_clear() -> None:
+    from rndx.envs.agv.core import START_MARGIN
+    from rndx.envs.agv.geometry import clearance
+
+    cfg = AGVConfig(layout="large")
+    core = AGVCore(64, cfg)
+    core.seed(list(range(64)))
+    w = core.world
+    for _ in range(5):
+        core.reset_envs(np.arange(64))
+        for pts in (core.pos, core.goal):
+            gaps = clearance(np.ascontiguousarray(pts), w.boxes, w.near, w.layout.cell)
+            assert gaps.min() >= cfg.radius + START_MARGIN - 1e-9
