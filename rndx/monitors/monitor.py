@@ -45,7 +45,7 @@ from rndx.monitors.policies import (
     flat_observations,
     invalid_rows,
     observation_limits,
-    observation_shape,
+    observation_size,
 )
 from rndx.monitors.scores import RNDOE, ace, cell_widths, window_sums
 from rndx.utils.checks import finite_number, whole_number
@@ -304,10 +304,7 @@ def _calibration_traces(adapter: Any, calibration: Any) -> list[np.ndarray]:
     if isinstance(calibration, (str, bytes, np.ndarray)) or not hasattr(calibration, "__iter__"):
         raise ValueError(f"calibration must be {expected}; got {type(calibration).__name__}")
     limits = observation_limits(adapter)
-    dim = getattr(adapter, "obs_dim", None)
-    shape = observation_shape(adapter)
-    if dim is None and shape is not None:
-        dim = int(np.prod(shape))
+    dim = observation_size(adapter)
     traces = []
     for i, t in enumerate(calibration):
         try:
@@ -455,14 +452,14 @@ class MonitoredPolicy:
         if monitor.config.rnd == "reuse":  # this policy's own RND, on a copy of the monitor
             monitor = dataclasses.replace(monitor, rnd_fn=reuse_score_fn(self.adapter))
         self.monitor = monitor
-        space = getattr(self.adapter, "observation_space", None)
-        dim = getattr(self.adapter, "obs_dim", None)
-        if dim is None and getattr(space, "shape", None):
-            dim = int(np.prod(space.shape))
-        self._check_sizes(monitor.policy_spec or {}, None if dim is None else int(dim))
+        dim = observation_size(self.adapter)
+        self._check_sizes(monitor.policy_spec or {}, dim)
         if dim is None:  # a user's policy says nothing: the size it was calibrated with
             dim = (monitor.policy_spec or {}).get("obs_dim")
         self._obs_dim = None if dim is None else int(dim)
+        reset = getattr(self.adapter, "reset", None)  # optional for a policy
+        self._policy_reset = reset if callable(reset) else None
+        self._reset_takes_idx = self._policy_reset is not None and _takes_an_argument(reset)
         self._n = 0
 
     def _check_sizes(self, spec: dict[str, Any], obs_dim: int | None) -> None:
@@ -521,13 +518,12 @@ class MonitoredPolicy:
     def _reset_policy(self, idx: Any = None) -> None:
         """The policy's ``reset(idx)`` (optional); a ``reset()`` that takes no index resets
         all its envs, whichever start."""
-        reset = getattr(self.adapter, "reset", None)
-        if not callable(reset):
+        if self._policy_reset is None:
             return
-        if idx is None or not _takes_an_argument(reset):
-            reset()
+        if idx is None or not self._reset_takes_idx:
+            self._policy_reset()
         else:
-            reset(idx)
+            self._policy_reset(idx)
 
     def _reset_scores(self, idx: Any = None) -> None:
         if self._n == 0 or idx is None:
@@ -561,7 +557,12 @@ class MonitoredPolicy:
     def observe(self, obs: Any, episode_start: Any = None) -> dict[str, Any] | list[dict]:
         """Score one observation (or a batch) without acting; returns the step dict(s)."""
         x = self._as_obs(obs)
-        x2, single = flat_observations(self.adapter, x, self._obs_dim)
+        return self._observe(x, *flat_observations(self.adapter, x, self._obs_dim), episode_start)
+
+    def _observe(
+        self, x: np.ndarray, x2: np.ndarray, single: bool, episode_start: Any
+    ) -> dict[str, Any] | list[dict]:
+        """:meth:`observe` of ``x`` flattened to rows ``x2`` (one observation: ``single``)."""
         n = len(x2)
         if n == 0:
             raise ValueError(f"an empty batch of observations (shape {x.shape}); expected >= 1")
@@ -635,14 +636,15 @@ class MonitoredPolicy:
                 "with your own controller and score with observe(obs) (or MonitorWrapper)"
             )
         x = self._as_obs(observation)  # the policy acts on the float32 array scored
-        n = len(flat_observations(self.adapter, x, self._obs_dim)[0])  # shape checked
+        x2, single = flat_observations(self.adapter, x, self._obs_dim)  # shape checked
+        n = len(x2)
         if episode_start is not None:  # before scoring: embed may read per-episode memory
             flags = np.asarray(episode_start, dtype=bool).reshape(-1)
             if flags.size == n and flags.all():  # all envs (their number may have changed)
                 self._reset_policy(None)
             elif flags.size == n and flags.any():
                 self._reset_policy(np.flatnonzero(flags))
-        step = self.observe(x, episode_start)
+        step = self._observe(x, x2, single, episode_start)
         action, _ = self.adapter.predict(
             x, state=state, episode_start=episode_start, deterministic=deterministic
         )
@@ -707,11 +709,9 @@ def monitor(
         calibration = Monitor.load(calibration)
     if isinstance(calibration, Monitor):
         cfg = calibration.config
-        given = {**{k: v for k, v in (("delta", delta), ("window", window)) if v is not None}}
+        given = {k: v for k, v in (("delta", delta), ("window", window)) if v is not None}
         given.update(options)  # an option given as None (ace_dims=None: all) counts
-        asked = asdict(
-            dataclasses.replace(cfg, **given)
-        )  # checked and normalised as in calibration
+        asked = asdict(dataclasses.replace(cfg, **given))  # checked, normalised as calibration
         clash = {k: given[k] for k in given if asked[k] != getattr(cfg, k)}
         if clash:
             was = ", ".join(f"{k}={getattr(cfg, k)!r}" for k in clash)

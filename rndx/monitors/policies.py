@@ -46,6 +46,16 @@ def observation_shape(policy: Any) -> tuple[int, ...] | None:
     return tuple(int(d) for d in shape) if isinstance(space, spaces.Box) and shape else None
 
 
+def observation_size(policy: Any) -> int | None:
+    """Entries in one flattened observation: the policy's ``obs_dim``, else its Box
+    ``observation_space``'s size; None when it says neither."""
+    dim = getattr(policy, "obs_dim", None)
+    shape = observation_shape(policy)
+    if dim is None and shape is not None:
+        dim = int(np.prod(shape))
+    return None if dim is None else int(dim)
+
+
 def flat_observations(policy: Any, obs: Any, obs_dim: int | None, batch: bool = False):
     """``obs`` as float32 rows (n, obs_dim) and whether it was one observation.
 
