@@ -51,6 +51,16 @@ class _Tee(io.TextIOBase):
             stream.flush()
 
 
+def report_path(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, results: Path, default: str
+) -> Path:
+    """``results/<--out or default>.md`` for a speed benchmark's report, after the results
+    rule (:func:`refuse_overwrite`); ``args.out`` is the ``--out`` flag."""
+    path = results / f"{args.out or default}.md"
+    refuse_overwrite(parser, args, [path], named=args.out is not None, flag="--out")
+    return path
+
+
 @contextlib.contextmanager
 def printed_report(path: Path) -> Iterator[None]:
     """What the block prints goes to stdout and, when the block ends without an error, to

@@ -53,17 +53,17 @@ if ROOT not in sys.path:  # `python benchmarks/env_speed.py` from anywhere
     sys.path.insert(0, ROOT)
 
 import rndx  # noqa: E402,F401  (registers the rndx/... ids)
-
-RESULTS = Path(__file__).resolve().parent / "results"
 from benchmarks._args import (  # noqa: E402
     REPORT_RULE,
     nonnegative_int,
     positive_float,
     positive_int,
     printed_report,
-    refuse_overwrite,
+    report_path,
 )
 from rndx.envs import make_sb3_vec_env  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 try:
     import gymnasium_robotics
@@ -216,9 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke test: 1 s, 1 repeat")
     parser.add_argument("--out", default=None, help="report name (default env_speed)")
     args = parser.parse_args(argv)
-    path = RESULTS / f"{args.out or 'env_speed'}.md"
-    refuse_overwrite(parser, args, [path], named=args.out is not None, flag="--out")
-    with printed_report(path):
+    with printed_report(report_path(parser, args, RESULTS, "env_speed")):
         return _run(args)
 
 

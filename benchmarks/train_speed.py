@@ -30,7 +30,7 @@ from benchmarks._args import (  # noqa: E402
     command,
     positive_int,
     printed_report,
-    refuse_overwrite,
+    report_path,
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -48,8 +48,7 @@ def main() -> None:
     p.add_argument("--out", default=None, help="report name (default train_speed)")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every agent")
     args = p.parse_args()
-    path = RESULTS / f"{args.out or 'train_speed'}.md"
-    refuse_overwrite(p, args, [path], named=args.out is not None, flag="--out")
+    path = report_path(p, args, RESULTS, "train_speed")
     torch.set_num_threads(1)
     with printed_report(path):
         _run(args, p)

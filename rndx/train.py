@@ -365,7 +365,7 @@ def _train_in(cfg: DictConfig, run_dir: Path, settings: dict[str, int], device: 
             model = _make_or_load_agent(cfg, env, run_dir, device)
             remaining = int(cfg.total_timesteps) - model.num_timesteps
             if remaining > 0:
-                _say_whole_rollouts(model, int(cfg.total_timesteps), remaining)
+                _say_whole_rollouts(model, int(cfg.total_timesteps))
                 _learn(model, cfg, run_dir, remaining)
     finally:
         env.close()
@@ -395,14 +395,14 @@ def _finish(cfg: DictConfig, run_dir: Path, model: Any, env_kwargs: dict[str, An
     return run_dir
 
 
-def _say_whole_rollouts(model: BaseAlgorithm, total: int, remaining: int) -> None:
+def _say_whole_rollouts(model: BaseAlgorithm, total: int) -> None:
     """SB3 trains whole rollouts of n_envs x n_steps: say so when ``total_timesteps`` is not
     a multiple (a 2048-step budget on 16 envs x 256 steps trains 4096)."""
     n_steps = getattr(model, "n_steps", None)
     if not n_steps:
         return
     rollout = int(n_steps) * int(model.n_envs)
-    end = model.num_timesteps + -(-remaining // rollout) * rollout
+    end = model.num_timesteps + -(-(total - model.num_timesteps) // rollout) * rollout
     if end != total:
         print(
             f"total_timesteps={total} is not a whole number of rollouts (n_envs {model.n_envs}"
