@@ -257,8 +257,9 @@ def test_lidar_equals_testing_every_box_on_every_beam(layout: str) -> None:
     offsets = np.linspace(-np.pi, np.pi, 32, endpoint=False)
     real = world.boxes[:-1]  # without the padding box
     for m in (0, 3):
-        got = cast_rays(
-            pos, theta, offsets, world.boxes, world.candidates, world.layout.cell,
+        got = np.full((n, len(offsets)), np.nan)
+        cast_rays(
+            got, pos, theta, offsets, world.boxes, world.candidates, world.layout.cell,
             obs_pos[:, :m], obs_radius[:m], 8.0,
         )  # fmt: skip
         want = _rays_brute_force(pos, theta, offsets, real, obs_pos[:, :m], obs_radius[:m], 8.0)

@@ -218,3 +218,36 @@ def test_sampled_starts_and_goals_keep_the_radius_plus_margin_clear() -> None:
         for pts in (core.pos, core.goal):
             gaps = clearance(np.ascontiguousarray(pts), w.boxes, w.near, w.layout.cell)
             assert gaps.min() >= cfg.radius + START_MARGIN - 1e-9
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"observe_pose": True},
+        {"task": "pick_drop", "layout": "pick_drop", "observe_pose": True},
+    ],
+)
+def test_observing_every_vehicle_in_place_equals_observing_them_by_index(kwargs) -> None:
+    """observe() writes the noiseless lidar and the poses straight into the core's arrays (the
+    hot path); observe(idx) goes through fresh arrays: both give the same bits, the returned
+    observations never share memory with the core or with each other, and poses() is the
+    pose of the last observation either way."""
+    core = AGVCore(4, AGVConfig(**kwargs))
+    core.seed([0, 1, 2, 3])
+    core.reset_envs(np.arange(4))
+    rng = np.random.default_rng(0)
+    kept = []
+    for _ in range(30):
+        core.step(rng.uniform(-1, 1, (4, 2)))
+        by_index = core.observe(np.arange(4))
+        pose_by_index, ranges_by_index = core.poses().copy(), core.ranges.copy()
+        whole = core.observe()
+        assert whole.dtype == np.float32 and whole.shape == (4, core.obs_dim)
+        assert np.array_equal(whole, by_index) and np.array_equal(core.poses(), pose_by_index)
+        assert np.array_equal(core.ranges, ranges_by_index)
+        assert not np.shares_memory(whole, core.ranges) and not np.shares_memory(whole, core.pose)
+        kept.append((whole, whole.copy()))
+    for obs, copy in kept:  # later steps did not write into earlier observations
+        assert np.array_equal(obs, copy)
+    assert np.array_equal(core.observe(np.array([2]))[0], whole[2])

@@ -158,8 +158,11 @@ def validate_actions(actions: Any, n: int, single: bool = False) -> np.ndarray:
         and actions.dtype.kind == "f"
         and actions.shape in shapes
     ):
-        # the single env's hot path: two Python floats are cheaper than array reductions
-        v, w = float(actions.flat[0]), float(actions.flat[1])
+        # the single env's hot path: two Python floats are cheaper than array reductions;
+        # a chained comparison is False for NaN, so only in-range values take the shortcut
+        v, w = actions.ravel().tolist()
+        if -1.0 <= v <= 1.0 and -1.0 <= w <= 1.0:
+            return np.array([[v, w]])
         if math.isfinite(v) and math.isfinite(w):
             return np.array([[min(max(v, -1.0), 1.0), min(max(w, -1.0), 1.0)]])
     expected = shapes[0]
@@ -623,15 +626,19 @@ class AGVCore:
         )
 
     # ------------------------------------------------------------------ sensing
-    def lidar(self, idx: np.ndarray | None = None) -> np.ndarray:
+    def lidar(self, idx: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
         """Exact ranges (n, beams) in metres to walls, shelves and moving obstacles of the
-        vehicles ``idx`` (all when None): geometry.cast_rays on the world's candidate boxes."""
+        vehicles ``idx`` (all when None): geometry.cast_rays on the world's candidate boxes.
+        ``out`` (n, beams) float64 receives them (a new array otherwise)."""
         world = self.world
         if idx is None:
             pos, theta, obs_pos = self.pos, self.theta, self.obs_pos
         else:
             pos, theta, obs_pos = self.pos[idx], self.theta[idx], self.obs_pos[idx]
-        return cast_rays(
+        if out is None:
+            out = np.empty((pos.shape[0], self.cfg.n_beams))
+        cast_rays(
+            out,
             pos,
             theta,
             self.beam_offsets,
@@ -642,6 +649,7 @@ class AGVCore:
             self.obs_radius,
             self.cfg.lidar_range,
         )
+        return out
 
     def observe(
         self, idx: np.ndarray | None = None, ranges: np.ndarray | None = None
@@ -654,21 +662,33 @@ class AGVCore:
         observed vehicle's own generator. ``ranges`` (n, beams) in metres replaces the 2D ray
         cast (the Bullet env passes its own lidar)."""
         cfg = self.cfg
-        sel = slice(None) if idx is None else np.asarray(idx, dtype=np.int64)
-        ranges = self.lidar(idx) if ranges is None else np.array(ranges, dtype=np.float64)
-        if cfg.lidar_noise > 0 or cfg.lidar_dropout > 0:
-            for k, i in enumerate(range(self.n) if idx is None else sel):
-                rng = self.rngs[i]
-                if cfg.lidar_noise > 0:
-                    ranges[k] += rng.normal(0.0, cfg.lidar_noise, cfg.n_beams)
-                if cfg.lidar_dropout > 0:
-                    ranges[k][rng.random(cfg.n_beams) < cfg.lidar_dropout] = cfg.lidar_range
-            ranges = np.clip(ranges, 0.0, cfg.lidar_range)
-        self.ranges[sel] = ranges
-        state = (self.pos, self.theta, self.goal, self.v, self.w, self.phase)
-        if idx is not None:
-            state = tuple(a[sel] for a in state)
-        obs, self.pose[sel] = features(
+        noisy = cfg.lidar_noise > 0 or cfg.lidar_dropout > 0
+        if idx is None and ranges is None and not noisy:
+            # every vehicle, noiseless 2D lidar (the training hot path): the kernels write
+            # straight into the core's ranges and poses
+            ranges = self.lidar(out=self.ranges)
+            state = (self.pos, self.theta, self.goal, self.v, self.w, self.phase)
+            pose = self.pose
+        else:
+            sel = slice(None) if idx is None else np.asarray(idx, dtype=np.int64)
+            ranges = self.lidar(idx) if ranges is None else np.array(ranges, dtype=np.float64)
+            if noisy:
+                for k, i in enumerate(range(self.n) if idx is None else sel):
+                    rng = self.rngs[i]
+                    if cfg.lidar_noise > 0:
+                        ranges[k] += rng.normal(0.0, cfg.lidar_noise, cfg.n_beams)
+                    if cfg.lidar_dropout > 0:
+                        ranges[k][rng.random(cfg.n_beams) < cfg.lidar_dropout] = cfg.lidar_range
+                ranges = np.clip(ranges, 0.0, cfg.lidar_range)
+            self.ranges[sel] = ranges
+            state = (self.pos, self.theta, self.goal, self.v, self.w, self.phase)
+            if idx is not None:
+                state = tuple(a[sel] for a in state)
+            pose = np.empty((ranges.shape[0], 4), dtype=np.float32)
+        obs = np.empty((ranges.shape[0], self.obs_dim), dtype=np.float32)
+        features(
+            obs,
+            pose,
             ranges,
             *state,
             cfg.lidar_range,
@@ -677,10 +697,12 @@ class AGVCore:
             cfg.w_max,
             cfg.task == "pick_drop",
         )
+        if pose is not self.pose:
+            self.pose[sel] = pose
         if cfg.observe_pose:
-            pose = self.pose[sel]
             xy = np.clip(pose[:, :2] / np.array([self.width, self.height], np.float32), 0.0, 1.0)
-            obs = np.concatenate([obs, xy, pose[:, 2:]], axis=1, dtype=np.float32)
+            obs[:, -4:-2] = xy
+            obs[:, -2:] = pose[:, 2:]
         return obs
 
     def poses(self) -> np.ndarray:

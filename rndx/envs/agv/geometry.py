@@ -61,6 +61,7 @@ def _box_gap(x: float, y: float, boxes: np.ndarray, bx: int) -> float:
 
 @numba.njit(cache=True)
 def cast_rays(
+    out: np.ndarray,
     pos: np.ndarray,
     theta: np.ndarray,
     offsets: np.ndarray,
@@ -70,17 +71,19 @@ def cast_rays(
     obs_pos: np.ndarray,
     obs_radius: np.ndarray,
     max_range: float,
-) -> np.ndarray:
-    """Ranges (n, b) from each vehicle along each beam to the first box or circle, capped.
+) -> None:
+    """Writes into ``out`` (n, b) the ranges from each vehicle along each beam to the first
+    box or circle, capped at ``max_range``.
 
     Boxes are (x0, y0, x1, y1); slab test per box, skipping the boxes farther from the
     vehicle than the beam's nearest hit so far. Circles: the smaller root of
     |o + t d - c|^2 = r^2. A vehicle inside a box or circle sees range 0 on every beam.
+    The caller owns ``out`` (no array is allocated and returned here: in a single env's step
+    each array a kernel returns costs about as much as a small kernel's work).
     """
     n, b = pos.shape[0], offsets.shape[0]
     rows, cols, k = candidates.shape
     m = obs_radius.shape[0]
-    out = np.empty((n, b))
     gap = np.empty(k)
     for i in range(n):
         ox, oy = pos[i, 0], pos[i, 1]
@@ -129,7 +132,6 @@ def cast_rays(
                     if t < best:
                         best = t
             out[i, j] = best
-    return out
 
 
 @numba.njit(cache=True)
@@ -206,6 +208,8 @@ def collisions(
 
 @numba.njit(cache=True)
 def features(
+    obs: np.ndarray,
+    poses: np.ndarray,
     ranges: np.ndarray,
     pos: np.ndarray,
     theta: np.ndarray,
@@ -218,12 +222,12 @@ def features(
     v_max: float,
     w_max: float,
     with_phase: bool,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Observation rows (lidar / range, goal distance / diag, cos and sin of the goal bearing
-    in the vehicle frame, v / v_max, w / w_max [, carrying]) and poses (x, y, cos, sin)."""
+) -> None:
+    """Writes the observation rows (lidar / range, goal distance / diag, cos and sin of the
+    goal bearing in the vehicle frame, v / v_max, w / w_max [, carrying]) into ``obs``
+    (n, >= b + 5 [+ 1]) float32, its further columns left as they are, and the poses
+    (x, y, cos, sin) into ``poses`` (n, 4) float32."""
     n, b = ranges.shape
-    obs = np.empty((n, b + 5 + (1 if with_phase else 0)), dtype=np.float32)
-    poses = np.empty((n, 4), dtype=np.float32)
     for i in range(n):
         for j in range(b):
             obs[i, j] = ranges[i, j] / lidar_range
@@ -238,7 +242,6 @@ def features(
             obs[i, b + 5] = phase[i]
         poses[i, 0], poses[i, 1] = pos[i, 0], pos[i, 1]
         poses[i, 2], poses[i, 3] = math.cos(theta[i]), math.sin(theta[i])
-    return obs, poses
 
 
 @numba.njit(cache=True)
