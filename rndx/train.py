@@ -25,7 +25,8 @@ from stable_baselines3.common.callbacks import BaseCallback, ProgressBarCallback
 from stable_baselines3.common.utils import set_random_seed
 
 from hydra_plugins.rndx_sweeper.rndx_sweeper import register_missing_launchers
-from rndx.agents import IMITATION_ALGOS, build_agent, load_agent
+from rndx.agents import IMITATION_ALGOS, build_agent, load_agent, run_state
+from rndx.agents.run_state import RunState
 from rndx.config import check_new_run_dir, to_dict
 from rndx.evaluate import eval_seed, evaluate_policy_episodes, load_run_config
 from rndx.paths import config_dir
@@ -79,9 +80,18 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.num_timesteps = num_timesteps
 
 
-def save_checkpoint(model: BaseAlgorithm, checkpoint_dir: Path) -> None:
+def save_checkpoint(
+    model: BaseAlgorithm, checkpoint_dir: Path, state: RunState | None = None
+) -> None:
     """Write ``latest.zip`` and its step count ``latest.json`` atomically (a crash keeps the
-    previous pair)."""
+    previous pair), after the run state that makes a resume sample-identical (``latest_state
+    .pkl``; none for an env whose state is not saved). A crash between the writes leaves a
+    state of another step than the zip, which a resume then ignores."""
+    state_file = checkpoint_dir / run_state.STATE_FILE
+    if state is not None:
+        run_state.save(state, state_file)
+    else:
+        state_file.unlink(missing_ok=True)
     atomic_save(model.save, checkpoint_dir / "latest.zip")
     atomic_write_json(
         checkpoint_dir / "latest.json",
@@ -97,18 +107,26 @@ class LatestCheckpoint(BaseCallback):
     many rollouts, on the same step grid, as an uninterrupted one (saving at the step that
     crosses the mark, inside a rollout, would count a rollout the model never trained on and
     resume off the grid). ``on_save`` runs after each periodic save (the visit counts).
+    Each checkpoint carries the :class:`RunState` of its moment; ``restore`` (a resumed run's)
+    puts its generators and gSDE noise back at the first rollout start.
     """
 
     def __init__(
-        self, checkpoint_dir: Path, every: int, on_save: Callable[[], None] | None = None
+        self,
+        checkpoint_dir: Path,
+        every: int,
+        on_save: Callable[[], None] | None = None,
+        restore: RunState | None = None,
     ) -> None:
         super().__init__()
         self.checkpoint_dir = checkpoint_dir
         self.every = every
         self.on_save = on_save
+        self._restore = restore
         self._next_save = every
         self.trained_steps: int | None = None  # env steps at the start of the rollout under way
         self._state: tuple[dict, int] | None = None
+        self.run_state: RunState | None = None  # as the rollout under way began
 
     def _on_training_start(self) -> None:
         # A resumed model starts at its saved num_timesteps, not 0.
@@ -116,7 +134,11 @@ class LatestCheckpoint(BaseCallback):
         self._next_save = (self.trained_steps // self.every + 1) * self.every
 
     def _on_rollout_start(self) -> None:
+        if self._restore is not None:  # a resumed run's first rollout: after SB3's draws
+            run_state.restore_random(self.model, self._restore)
+            self._restore = None
         self._remember()
+        self.run_state = run_state.capture(self.model, noise_drawn=True)
         if self.trained_steps >= self._next_save:
             self.save()
             if self.on_save is not None:
@@ -150,11 +172,13 @@ class LatestCheckpoint(BaseCallback):
     def _on_training_end(self) -> None:
         self._state = None  # training is complete: nothing to roll back
         self.trained_steps = self.model.num_timesteps
+        # the next rollout's gSDE noise is not drawn yet: a resume draws it
+        self.run_state = run_state.capture(self.model, noise_drawn=False)
         self.save()
 
     def save(self) -> None:
-        """Write the model and its step count (:func:`save_checkpoint`)."""
-        save_checkpoint(self.model, self.checkpoint_dir)
+        """Write the model, its step count and run state (:func:`save_checkpoint`)."""
+        save_checkpoint(self.model, self.checkpoint_dir, self.run_state)
 
 
 def resolve_device(device: str) -> str:
@@ -223,18 +247,32 @@ def resume_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> DictCon
     return cfg
 
 
-def _make_or_load_agent(cfg: DictConfig, env, run_dir: Path, device: str) -> BaseAlgorithm:
-    """A fresh agent, or the resumed run's latest checkpoint attached to ``env``."""
+def _make_or_load_agent(
+    cfg: DictConfig, env, run_dir: Path, device: str
+) -> tuple[BaseAlgorithm, RunState | None]:
+    """A fresh agent, or the resumed run's latest checkpoint attached to ``env`` with the
+    env's state put back (:mod:`rndx.agents.run_state`), and the run state whose generators
+    the first rollout restores (None: a fresh run, or a resume without it, said on stderr)."""
     tb_dir = run_dir / "tb"
     if cfg.resume is None:
-        return build_agent(cfg.agent, env, int(cfg.seed), device, tb_dir)
+        return build_agent(cfg.agent, env, int(cfg.seed), device, tb_dir), None
     checkpoint = run_dir / "checkpoints" / "latest.zip"
     if not checkpoint.is_file():
         raise FileNotFoundError(f"cannot resume: {str(checkpoint)!r} not found")
     model = load_agent(str(cfg.agent.algo), checkpoint, env=env, device=device)
     model.tensorboard_log = str(tb_dir)  # same TB folder even if the run dir was moved
     _purge_after(tb_dir, str(cfg.agent.name), int(model.num_timesteps))
-    return model
+    state, why = run_state.load(checkpoint.parent / run_state.STATE_FILE, model)
+    if state is None:
+        print(
+            f"note: resuming without the run state ({why}): the episodes restart and the "
+            "generators are seeded afresh, so the run is reproducible but not sample-identical "
+            "to an uninterrupted one",
+            file=sys.stderr,
+        )
+    else:
+        run_state.restore_env(model, state)
+    return model, state
 
 
 def _purge_after(tb_dir: Path, name: str, step: int) -> None:
@@ -362,11 +400,11 @@ def _train_in(cfg: DictConfig, run_dir: Path, settings: dict[str, int], device: 
         if str(cfg.agent.algo) in IMITATION_ALGOS:
             model = _clone(cfg, env, run_dir, device)
         else:
-            model = _make_or_load_agent(cfg, env, run_dir, device)
+            model, restore = _make_or_load_agent(cfg, env, run_dir, device)
             remaining = int(cfg.total_timesteps) - model.num_timesteps
             if remaining > 0:
                 _say_whole_rollouts(model, int(cfg.total_timesteps))
-                _learn(model, cfg, run_dir, remaining)
+                _learn(model, cfg, run_dir, remaining, restore)
     finally:
         env.close()
     atomic_save(model.save, run_dir / "model.zip")
@@ -411,12 +449,21 @@ def _say_whole_rollouts(model: BaseAlgorithm, total: int) -> None:
         )
 
 
-def _learn(model: BaseAlgorithm, cfg: DictConfig, run_dir: Path, remaining: int) -> None:
+def _learn(
+    model: BaseAlgorithm,
+    cfg: DictConfig,
+    run_dir: Path,
+    remaining: int,
+    restore: RunState | None = None,
+) -> None:
     """``model.learn`` with the run's callbacks; Ctrl-C saves the checkpoint and the visit
     counts as of the start of the rollout under way (what the model was trained on), then
-    raises :class:`TrainingInterrupted`."""
+    raises :class:`TrainingInterrupted`. ``restore``: a resumed run's state, whose generators
+    the first rollout puts back."""
     visits = VisitationCounter(run_dir / VISITATION_FILE)
-    checkpoints = LatestCheckpoint(run_dir / "checkpoints", int(cfg.checkpoint_every), visits.save)
+    checkpoints = LatestCheckpoint(
+        run_dir / "checkpoints", int(cfg.checkpoint_every), visits.save, restore
+    )
     # visits first: its rollout-start copy is current when a checkpoint is written after it
     callbacks: list[BaseCallback] = [visits, checkpoints]
     bar = ProgressBarCallback() if _show_progress(cfg) else None  # here, to close it on Ctrl-C
@@ -433,7 +480,7 @@ def _learn(model: BaseAlgorithm, cfg: DictConfig, run_dir: Path, remaining: int)
         # the rollout under way was not trained on (or only in part): back to its start, so
         # the resumed run collects and trains on it once
         rolled_back = checkpoints.rollback()
-        save_checkpoint(model, run_dir / "checkpoints")
+        save_checkpoint(model, run_dir / "checkpoints", checkpoints.run_state)
         visits.save(at_rollout_start=rolled_back)  # a resumed run adds to these counts
         raise TrainingInterrupted(run_dir, int(model.num_timesteps)) from None
 
