@@ -17,27 +17,10 @@ import rndx.train
 from rndx.agents import run_state
 from rndx.evaluate import load_model_file
 from rndx.train import resume_config, train
+from tests.test_train_interrupt import _Crash, _CtrlC  # mid-rollout, at 1400 / 768 steps
 from tests.test_train_smoke import _smoke_cfg
 
 pytestmark = pytest.mark.timeout(600)
-
-CRASH_AT = 1400  # in the 6th of 8 rollouts (4 envs x 64 steps), after the checkpoint at 1024
-
-
-class _Crash(rndx.train.VisitationCounter):
-    def _on_step(self) -> bool:
-        super()._on_step()
-        if self.num_timesteps >= CRASH_AT:
-            raise RuntimeError("simulated crash")
-        return True
-
-
-class _CtrlC(rndx.train.VisitationCounter):
-    def _on_step(self) -> bool:
-        super()._on_step()
-        if self.num_timesteps >= CRASH_AT:
-            raise KeyboardInterrupt
-        return True
 
 
 def _algo(agent: str) -> str:
