@@ -127,6 +127,7 @@ class LatestCheckpoint(BaseCallback):
         self.trained_steps: int | None = None  # env steps at the start of the rollout under way
         self._state: tuple[dict, int] | None = None
         self.run_state: RunState | None = None  # as the rollout under way began
+        self._capturable = True  # False once the env's state did not pickle
 
     def _on_training_start(self) -> None:
         # A resumed model starts at its saved num_timesteps, not 0.
@@ -138,7 +139,9 @@ class LatestCheckpoint(BaseCallback):
             run_state.restore_random(self.model, self._restore)
             self._restore = None
         self._remember()
-        self.run_state = run_state.capture(self.model, noise_drawn=True)
+        if self._capturable:
+            self.run_state = run_state.capture(self.model, noise_drawn=True)
+            self._capturable = self.run_state is not None
         if self.trained_steps >= self._next_save:
             self.save()
             if self.on_save is not None:
@@ -173,7 +176,8 @@ class LatestCheckpoint(BaseCallback):
         self._state = None  # training is complete: nothing to roll back
         self.trained_steps = self.model.num_timesteps
         # the next rollout's gSDE noise is not drawn yet: a resume draws it
-        self.run_state = run_state.capture(self.model, noise_drawn=False)
+        if self._capturable:
+            self.run_state = run_state.capture(self.model, noise_drawn=False)
         self.save()
 
     def save(self) -> None:

@@ -631,3 +631,16 @@ class MujocoPushEnv(gym.Env):
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything but the mujoco module and the renderer (a GL context; made again on
+        the next render): a pickled env goes on bit for bit (sample-identical resumes)."""
+        state = self.__dict__.copy()
+        del state["mujoco"]
+        state["_renderer"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.mujoco = require("mujoco", ENV_ID)
