@@ -26,6 +26,7 @@ from torch import nn
 from rndx.agents.chunk_flow import ChunkFlowPolicy
 from rndx.agents.intrinsic_ppo import IntrinsicPPO
 from rndx.config import to_dict
+from rndx.intrinsic import IntrinsicImportError
 from rndx.utils.checks import finite_number, whole_number
 
 # Every class here has ``load(path, env=None, device=...)`` and SB3's ``predict``.
@@ -192,6 +193,8 @@ def load_agent(
     except (
         zipfile.BadZipFile, KeyError, EOFError, RuntimeError, OSError, AssertionError, ValueError
     ) as exc:  # fmt: skip
+        if isinstance(exc, IntrinsicImportError):  # a sound checkpoint: its module is missing
+            raise ValueError(f"{algo} checkpoint {str(p)!r}: {exc}") from exc
         reason = str(exc).removeprefix("Error: ") or type(exc).__name__
         raise ValueError(
             f"{algo} checkpoint {str(p)!r} is corrupt or not a saved {algo} agent: {reason}"

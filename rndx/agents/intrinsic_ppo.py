@@ -35,7 +35,13 @@ from stable_baselines3.common.utils import explained_variance, obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
-from rndx.intrinsic import CoefSchedule, InputSelector, IntrinsicModule, build_intrinsic
+from rndx.intrinsic import (
+    CoefSchedule,
+    InputSelector,
+    IntrinsicModule,
+    intrinsic_class,
+    intrinsic_kind,
+)
 from rndx.utils.checks import finite_number, whole_number
 
 
@@ -301,7 +307,9 @@ class IntrinsicPPO(PPO):
         must be an SB3 VecEnv (or env id) with a Box observation space (an n-D one is
         flattened for the module), and ``policy_kwargs.activation_fn`` may be a name
         (``"relu"``: :data:`rndx.agents.ACTIVATIONS`) as in a config
-    :param intrinsic: ``"rnd"`` or ``"rdd"``
+    :param intrinsic: ``"rnd"``, ``"rdd"``, or your own :class:`~rndx.intrinsic.IntrinsicModule`
+        subclass as ``"package.module:Class"`` (or the class itself, stored by that path so
+        that a saved agent loads wherever the module imports)
     :param intrinsic_kwargs: constructor arguments of the module (hidden, output_dim,
         learning_rate, update_proportion, sigma for RDD ...)
     :param intrinsic_input: ``"obs"``, ``"pose"`` (``info["pose"]``), ``"pose_tiles"`` (its
@@ -321,7 +329,7 @@ class IntrinsicPPO(PPO):
         policy: str | type[ActorCriticPolicy] = DualValuePolicy,
         env: VecEnv | str | None = None,
         *,
-        intrinsic: str = "rnd",
+        intrinsic: str | type[IntrinsicModule] = "rnd",
         intrinsic_kwargs: dict[str, Any] | None = None,
         intrinsic_input: str | list[int] = "obs",
         input_kwargs: dict[str, Any] | None = None,
@@ -348,7 +356,8 @@ class IntrinsicPPO(PPO):
         from rndx.agents import resolve_policy_kwargs  # here: rndx.agents imports this module
 
         kwargs = resolve_policy_kwargs(kwargs)  # activation_fn by name, as in build_agent
-        self.intrinsic_kind = intrinsic
+        self.intrinsic_kind = intrinsic_kind(intrinsic)
+        intrinsic_class(self.intrinsic_kind)  # an unknown or unimportable module fails here
         self.intrinsic_kwargs = dict(intrinsic_kwargs or {})
         self.intrinsic_input = intrinsic_input
         self.input_kwargs = dict(input_kwargs or {})
@@ -357,6 +366,11 @@ class IntrinsicPPO(PPO):
             raise ValueError(
                 f"input_kwargs {sorted(unknown)} unknown; allowed: tile_size, tilings "
                 "(for intrinsic_input 'pose_tiles')"
+            )
+        if self.input_kwargs and intrinsic_input != "pose_tiles":  # would be ignored
+            raise ValueError(
+                f"input_kwargs {self.input_kwargs} are for intrinsic_input 'pose_tiles'; "
+                f"intrinsic_input is {intrinsic_input!r}"
             )
         # the floor's (width, height) for 'pose_tiles': read from the env at the first setup
         # and saved with the agent, so a loaded agent rebuilds the same input without an env
@@ -368,6 +382,8 @@ class IntrinsicPPO(PPO):
             )
         ext_coef = finite_number("ext_coef", ext_coef, 0.0)
         int_coef = finite_number("int_coef", int_coef, 0.0)
+        # the linear schedule's end: a negative one would turn the bonus into a penalty
+        int_coef_end = finite_number("int_coef_end", int_coef_end, 0.0)
         init_steps = whole_number("init_steps", init_steps, 0)
         self.gamma_int, self.ext_coef, self.int_coef = gamma_int, ext_coef, int_coef
         self.int_coef_schedule = CoefSchedule(int_coef_schedule, int_coef, int_coef_end)
@@ -407,8 +423,9 @@ class IntrinsicPPO(PPO):
         kwargs = {"gamma": self.gamma_int, **self.intrinsic_kwargs}
         if self.selector.binary_active is not None:
             kwargs.setdefault("binary_active", self.selector.binary_active)
+        cls = intrinsic_class(self.intrinsic_kind)
         try:
-            module = build_intrinsic(self.intrinsic_kind, in_dim, **kwargs)
+            module = cls(in_dim, **kwargs)
         except ValueError as exc:  # a module setting out of range: say where it is set
             raise ValueError(f"intrinsic_kwargs: {exc}") from None
         self.intrinsic = module.to(self.device)
@@ -426,7 +443,10 @@ class IntrinsicPPO(PPO):
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         names, variables = super()._get_torch_save_params()
-        return names + ["intrinsic", "intrinsic.optimizer"], variables
+        names = names + ["intrinsic"]
+        if self.intrinsic is not None and self.intrinsic.optimizer is not None:
+            names.append("intrinsic.optimizer")  # a module with nothing to train has none
+        return names, variables
 
     def _excluded_save_params(self) -> list[str]:
         return super()._excluded_save_params() + ["intrinsic", "selector"]

@@ -145,6 +145,21 @@ class IntrinsicModule(nn.Module):
     [-5, 5]) and intrinsic-return normalisation. Subclasses define ``_target`` (the frozen
     network's output), ``_bonus`` and ``_loss`` on normalised inputs.
 
+    Writing your own (used as ``intrinsic="package.module:Class"``, see :mod:`rndx.intrinsic`):
+    ``__init__(self, input_dim, **kwargs)`` passes ``kwargs`` (``gamma`` comes from the agent's
+    ``gamma_int``; ``learning_rate``, ``update_proportion``, ``reward_norm_window`` ...) to
+    this ``__init__``, sets ``self.output_dim`` (the size of one ``_target`` row) and ends with
+    :meth:`_make_optimizer`. Per rollout the agent calls :meth:`compute` on the rollout's
+    inputs (the bonuses), then :meth:`update_input_stats` once on the same inputs (override it,
+    calling super, for per-input bookkeeping such as visit counts), then
+    :meth:`training_batch`; :meth:`update_prepared` runs once per PPO minibatch, so ``n_epochs``
+    times per input. (Before the first rollout :meth:`update_input_stats` also sees the
+    ``init_steps`` random-action inputs.) State to save goes in parameters or buffers (``register_buffer``): the
+    agent saves the module's ``state_dict`` and its optimiser. A module with nothing to train
+    (no parameter that requires grad, e.g. counts in a buffer) gets no optimiser, and
+    :meth:`update_prepared` then only reports ``_loss``. The config's ``intrinsic_kwargs`` are
+    RND's (``hidden``, ``output_dim``, ``target_layers`` ...): accept them or replace them.
+
     :param input_dim: size of one input vector
     :param gamma: discount of the intrinsic return used for reward normalisation
     :param learning_rate: Adam learning rate of the predictor
@@ -199,8 +214,13 @@ class IntrinsicModule(nn.Module):
         self._make_optimizer()
 
     def _make_optimizer(self) -> None:
-        """Call at the end of a subclass __init__: covers the trainable (predictor) params."""
+        """Call at the end of a subclass __init__: covers the trainable (predictor) params;
+        a module without any has nothing to train and gets no optimiser."""
         params = [p for p in self.parameters() if p.requires_grad]
+        self._optimizer_made = True
+        if not params:
+            self.optimizer = None
+            return
         # foreach: one kernel per step for all tensors, the same numbers as the per-tensor loop
         self.optimizer = torch.optim.Adam(params, lr=self.learning_rate, foreach=True)
 
@@ -282,7 +302,13 @@ class IntrinsicModule(nn.Module):
         self, x: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None = None
     ) -> dict[str, float]:
         """:meth:`update` on the output of :meth:`training_batch` (or a minibatch of it)."""
-        assert self.optimizer is not None, "subclasses must call _make_optimizer()"
+        if self.optimizer is None:
+            if not getattr(self, "_optimizer_made", False):
+                raise RuntimeError(
+                    f"{type(self).__name__}.__init__ must end with self._make_optimizer()"
+                )
+            with torch.no_grad():  # nothing to train
+                return {"predictor_loss": float(self._loss(x, target).mean())}
         if self.update_proportion < 1.0:
             keep = torch.rand(len(x), generator=generator, device=x.device) < self.update_proportion
             if not keep.any():  # the draw kept no sample: no step (not one on the whole batch)

@@ -252,6 +252,9 @@ def test_pose_tiles_read_the_floor_from_the_env() -> None:
         IntrinsicPPO("MlpPolicy", "Pendulum-v1", intrinsic_input="pose_tiles")
     with pytest.raises(ValueError, match="tile_sise.*allowed: tile_size, tilings"):
         _agent(intrinsic_input="pose_tiles", input_kwargs={"tile_sise": 2.0})
+    # tile settings with another input would be ignored without a word
+    with pytest.raises(ValueError, match="are for intrinsic_input 'pose_tiles'.*'pose'"):
+        _agent(intrinsic_input="pose", input_kwargs={"tile_size": 2.0})
 
 
 class _KeyRecorder(KVWriter):

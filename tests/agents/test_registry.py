@@ -76,6 +76,7 @@ def test_load_agent_names_a_missing_or_corrupt_checkpoint(tmp_path, algo: str) -
         ("agent.ppo.gae_lambda=-0.1", r"agent.ppo.gae_lambda=-0.1 must be in \[0, 1\]"),
         ("agent.intrinsic.gamma_int=1.0", r"gamma_int=1.0 must be in \[0, 1\)"),
         ("agent.intrinsic.int_coef=-1", "int_coef=-1 must be >= 0"),
+        ("agent.intrinsic.int_coef_end=-0.5", "int_coef_end=-0.5 must be >= 0"),
         ("agent.intrinsic.ext_coef=-2.0", "ext_coef=-2.0 must be >= 0"),
         ("agent.intrinsic.init_steps=-3", "init_steps=-3 must be an integer >= 0"),
         # SB3 takes these silently (a negative max_grad_norm flips the gradient, 0 epochs

@@ -56,7 +56,7 @@ COUNTS = {"n_beams": 1, "action_repeat": 1, "layout_seed": 0, "n_agvs": 0, "n_pe
 class AGVConfig:
     """Everything that defines an AGV warehouse task. See :class:`AGVWarehouseEnv` for docs."""
 
-    layout: str = "small"
+    layout: str = "small"  # a shipped layout's name, "procedural", or a .txt file's path
     layout_seed: int = 0
     task: str = "reach"
     reward: str = "sparse"

@@ -30,7 +30,8 @@ class AGVWarehouseEnv(gym.Env):
     ## Description
     A differential-drive vehicle (radius 0.3 m) moves with continuous position and heading
     through a warehouse of walls, shelf rows and aisles (a named ASCII layout from
-    ``configs/layouts`` or one generated from ``layout_seed``). Other AGVs drive up and down
+    ``configs/layouts``, your own layout file: ``layout="path/to/file.txt"``, or, for
+    ``layout="procedural"``, one generated from ``layout_seed``). Other AGVs drive up and down
     aisles and pedestrians walk between waypoints when ``n_agvs`` / ``n_pedestrians`` > 0.
     Task ``reach``: reach a goal sampled in the layout's 'G' cells. Task ``pick_drop``: reach
     the pick station 'P', then the drop station 'D'. With ``goal_speed`` > 0 (task ``reach``)

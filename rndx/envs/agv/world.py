@@ -81,13 +81,31 @@ def parse_layout(text: str, name: str = "custom", cell: float = 1.0) -> Layout:
     return Layout(name=name, grid=grid, cell=cell)
 
 
-def load_layout(name: str, seed: int = 0) -> Layout:
-    """A named layout from configs/layouts, or ``"procedural"`` generated from ``seed``."""
+def is_layout_path(name: str) -> bool:
+    """True when ``name`` is a layout file's path (it ends in ``.txt`` or names a folder),
+    not the name of a shipped layout."""
+    return name.endswith(".txt") or "/" in name or "\\" in name
+
+
+def load_layout(name: str | Path, seed: int = 0) -> Layout:
+    """A named layout from configs/layouts, ``"procedural"`` generated from ``seed``, or your
+    own layout file: a path ending in ``.txt`` (relative to the working directory)."""
+    if isinstance(name, Path) or is_layout_path(name):
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise ValueError(
+                f"layout file {str(name)!r} not found; a layout is a path to a .txt file or "
+                f"one of {known_layouts()}"
+            )
+        return parse_layout(path.read_text(), name=path.stem)
     if name == "procedural":
         return procedural_layout(seed)
     path = layouts_dir() / f"{name}.txt"
     if not path.is_file():
-        raise ValueError(f"unknown layout {name!r}; known layouts: {known_layouts()}")
+        raise ValueError(
+            f"unknown layout {name!r}; known layouts: {known_layouts()}, or a path to your "
+            "own layout file ending in .txt"
+        )
     return parse_layout(path.read_text(), name=name)
 
 
@@ -250,14 +268,21 @@ class World:
 
 
 @functools.lru_cache(maxsize=32)
-def _cached_world(name: str, seed: int, reach: float) -> World:
+def _cached_world(name: str, seed: int, reach: float, stamp: tuple[int, int] | None) -> World:
     return World(load_layout(name, seed), reach)
 
 
 def get_world(layout: str | Layout | Path, reach: float, seed: int = 0) -> World:
-    """World for a layout name (cached per process), a Layout, or a path to a layout file."""
+    """World for a layout name or a layout file's path (cached per process; a file until it
+    changes), or a Layout."""
     if isinstance(layout, Layout):
         return World(layout, reach)
-    if isinstance(layout, Path):
-        return World(parse_layout(layout.read_text(), name=layout.stem), reach)
-    return _cached_world(layout, seed if layout == "procedural" else 0, float(reach))
+    stamp = None
+    if isinstance(layout, Path) or is_layout_path(layout):
+        path = Path(layout).expanduser()
+        if path.is_file():  # else load_layout names the missing file
+            st = path.stat()
+            layout, stamp = str(path.resolve()), (st.st_mtime_ns, st.st_size)
+        else:
+            layout = str(layout)
+    return _cached_world(layout, seed if layout == "procedural" else 0, float(reach), stamp)
