@@ -154,11 +154,12 @@ class IntrinsicModule(nn.Module):
     calling super, for per-input bookkeeping such as visit counts), then
     :meth:`training_batch`; :meth:`update_prepared` runs once per PPO minibatch, so ``n_epochs``
     times per input. (Before the first rollout :meth:`update_input_stats` also sees the
-    ``init_steps`` random-action inputs.) State to save goes in parameters or buffers (``register_buffer``): the
-    agent saves the module's ``state_dict`` and its optimiser. A module with nothing to train
-    (no parameter that requires grad, e.g. counts in a buffer) gets no optimiser, and
-    :meth:`update_prepared` then only reports ``_loss``. The config's ``intrinsic_kwargs`` are
-    RND's (``hidden``, ``output_dim``, ``target_layers`` ...): accept them or replace them.
+    ``init_steps`` random-action inputs.) State to save goes in parameters or buffers
+    (``register_buffer``): the agent saves the module's ``state_dict`` and its optimiser. A
+    module with nothing to train (no parameter that requires grad, e.g. counts in a buffer)
+    gets no optimiser, and :meth:`update_prepared` then only reports ``_loss``. The config's
+    ``intrinsic_kwargs`` are RND's (``hidden``, ``output_dim``, ``target_layers`` ...): accept
+    them or replace them.
 
     :param input_dim: size of one input vector
     :param gamma: discount of the intrinsic return used for reward normalisation
