@@ -327,10 +327,12 @@ def _flag(key: str, value: Any) -> None:
         raise ValueError(f"{key}={value!r} must be true or false")
 
 
-def check_settings(cfg: DictConfig) -> dict[str, int]:
+def check_settings(cfg: DictConfig) -> dict[str, Any]:
     """Fail before anything is written (rather than after training) on a bad setting.
 
-    :return: the whole-number settings as ints (``seed=1.0`` is 1), to record in config.yaml.
+    :return: the settings to record in config.yaml as normalised: whole numbers as ints
+        (``seed=1.0`` is 1), a layout file's path made absolute (so the run's later commands
+        find it from any working directory).
     :raises ValueError: naming the key, its value and what is allowed.
     """
     counts = ["total_timesteps", "n_envs", "checkpoint_every", "eval.episodes"]
@@ -352,6 +354,17 @@ def check_settings(cfg: DictConfig) -> dict[str, int]:
             )
         if video.get("dir") is not None and not isinstance(video.get("dir"), str):
             raise ValueError(f"video.dir={video.get('dir')!r} must be null or a folder path")
+    from rndx.envs.agv.world import is_layout_path  # rndx.envs after the headless set-up
+
+    layout = OmegaConf.select(cfg, "env.kwargs.layout")
+    if isinstance(layout, str) and is_layout_path(layout):
+        path = Path(layout).expanduser()
+        if not path.is_file():
+            raise ValueError(
+                f"env.kwargs.layout={layout!r}: no such layout file (relative paths start at "
+                f"{str(Path.cwd())!r}); a layout is a .txt file's path or a shipped name"
+            )
+        values["env.kwargs.layout"] = str(path.resolve())
     return values
 
 
@@ -383,7 +396,7 @@ def train(cfg: DictConfig) -> Path:
         return _train_in(cfg, run_dir, settings, device)
 
 
-def _train_in(cfg: DictConfig, run_dir: Path, settings: dict[str, int], device: str) -> Path:
+def _train_in(cfg: DictConfig, run_dir: Path, settings: dict[str, Any], device: str) -> Path:
     """:func:`train` once the run dir is locked and checked."""
     from rndx.envs import make_sb3_vec_env
 

@@ -47,3 +47,26 @@ def test_a_missing_file_and_an_unknown_name_say_both_forms(tmp_path: Path) -> No
         gym.make("rndx/AGVWarehouse-v0", layout=str(tmp_path / "nope.txt"))
     with pytest.raises(ValueError, match="unknown layout 'smal'.*path to your own layout file"):
         gym.make("rndx/AGVWarehouse-v0", layout="smal")
+
+
+def test_a_run_records_its_layout_file_by_absolute_path(tmp_path: Path, monkeypatch) -> None:
+    """Training on ``env.kwargs.layout=mine.txt`` (relative to where the command runs)
+    records the absolute path in config.yaml, so ``rndx.evaluate`` finds the layout from any
+    other working directory; a missing file fails before the run dir is written."""
+    from rndx.evaluate import evaluate_run
+    from rndx.train import train
+    from tests.test_train_smoke import _smoke_cfg
+
+    here = tmp_path / "project"
+    here.mkdir()
+    (here / "mine.txt").write_text(LAYOUT)
+    monkeypatch.chdir(here)
+    short = ["env.kwargs.layout=mine.txt", "+env.kwargs.min_goal_distance=1.0",
+             "agent=ppo", "total_timesteps=256", "video.enabled=false"]  # fmt: skip
+    run = train(_smoke_cfg(tmp_path / "run", *short))
+    assert f"layout: {here / 'mine.txt'}" in (run / "config.yaml").read_text()
+    monkeypatch.chdir(tmp_path)
+    assert evaluate_run(run, episodes=1)["episodes"] == 1
+    with pytest.raises(ValueError, match=r"env.kwargs.layout='nope.txt': no such layout file"):
+        train(_smoke_cfg(tmp_path / "run2", "env.kwargs.layout=nope.txt", "agent=ppo"))
+    assert not (tmp_path / "run2").exists()
