@@ -107,10 +107,14 @@ def resolve_env_id(env_id: str) -> str:
         try:
             importlib.import_module(module)
         except ImportError as exc:
+            hint = (
+                "pip install 'rndx[bench]' (in a checkout pip install -e '.[bench]')"
+                if module == "gymnasium_robotics"
+                else "install the package that registers it, or for your own module put its "
+                "folder on the Python path (PYTHONPATH; `python -m` adds the working directory)"
+            )
             raise ValueError(
-                f"env id {module + ':' + env_id!r}: cannot import {module!r} ({exc}); install "
-                "the package that registers it (PointMaze: pip install 'rndx[bench]', in a "
-                "checkout pip install -e '.[bench]')"
+                f"env id {module + ':' + env_id!r}: cannot import {module!r} ({exc}); {hint}"
             ) from exc
     if env_id not in gym.registry:
         import difflib

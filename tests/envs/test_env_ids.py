@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 import rndx  # noqa: F401  (registers the ids)
@@ -26,3 +28,13 @@ def test_nothing_close_gives_no_suggestion() -> None:
     with pytest.raises(ValueError, match="unknown env id") as info:
         resolve_env_id("Xyzzy-v9")
     assert "did you mean" not in str(info.value)
+
+
+def test_a_module_that_does_not_import_gets_the_hint_that_fits_it(monkeypatch) -> None:
+    """Your own module: put it on the path; gymnasium_robotics: the bench extra."""
+    with pytest.raises(ValueError, match=r"cannot import 'myenvs_nowhere'.*PYTHONPATH") as info:
+        resolve_env_id("myenvs_nowhere:MyEnv-v0")
+    assert "rndx[bench]" not in str(info.value)
+    monkeypatch.setitem(sys.modules, "gymnasium_robotics", None)  # import fails as if missing
+    with pytest.raises(ValueError, match=r"pip install 'rndx\[bench\]'"):
+        resolve_env_id("gymnasium_robotics:PointMaze_UMaze-v3")
