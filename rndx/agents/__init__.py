@@ -11,6 +11,7 @@ shared PPO settings under ``ppo:`` plus, for intrinsic agents, the exploration s
 
 from __future__ import annotations
 
+import inspect
 import math
 import zipfile
 from pathlib import Path
@@ -118,8 +119,11 @@ def build_agent(
         )
     kwargs: dict[str, Any] = resolve_policy_kwargs(to_dict(cfg_agent.get("ppo")) or {})
     check_ppo_settings(kwargs)
+    _check_keys(cls, "agent.ppo", kwargs)
     if algo == "intrinsic_ppo":
-        kwargs.update(to_dict(cfg_agent.get("intrinsic")))
+        intrinsic = to_dict(cfg_agent.get("intrinsic")) or {}
+        _check_keys(cls, "agent.intrinsic", intrinsic)
+        kwargs.update(intrinsic)
     elif cfg_agent.get("intrinsic") is not None:
         raise ValueError(
             f"agent {cfg_agent.get('name')!r}: algo {algo!r} takes no 'intrinsic' "
@@ -134,6 +138,37 @@ def build_agent(
         verbose=0,
         **kwargs,
     )
+
+
+# set by build_agent itself, not by the config
+_BUILT_IN = ("self", "policy", "env", "seed", "device", "tensorboard_log", "verbose")
+
+
+def constructor_keys(cls: type) -> list[str]:
+    """The keyword arguments ``cls(...)`` takes: its ``__init__``'s and, through
+    ``**kwargs``, its parents' (IntrinsicPPO's own plus PPO's), less those build_agent sets."""
+    keys: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        keys |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return sorted(k for k in keys - set(_BUILT_IN) if not k.startswith("_"))
+
+
+def _check_keys(cls: type, section: str, kwargs: dict[str, Any]) -> None:
+    """ValueError naming ``section.key`` for a key the agent's constructor does not take (a
+    key added with ``+`` on the command line reached it as an unexpected keyword)."""
+    allowed = constructor_keys(cls)
+    bad = sorted(set(kwargs) - set(allowed))
+    if bad:
+        raise ValueError(
+            f"{', '.join(f'{section}.{key}' for key in bad)}: not a setting of {cls.__name__}; "
+            f"allowed: {allowed}"
+        )
 
 
 # PPO's numeric settings and their ranges: SB3 takes any value here (a negative

@@ -96,3 +96,23 @@ def test_load_agent_names_a_missing_or_corrupt_checkpoint(tmp_path, algo: str) -
 def test_bad_discounts_and_coefficients_are_named(tmp_path, override: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         _agent(tmp_path, "agent=ppo_rnd", override)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["agent=ppo", "+agent.ppo.gama=0.9"], r"agent.ppo.gama: not a setting of PPO; allowed"),
+        (
+            ["agent=ppo_rnd", "+agent.intrinsic.int_coeff=2"],
+            r"agent.intrinsic.int_coeff: not a setting of IntrinsicPPO; allowed: \[.*'int_coef'",
+        ),
+    ],
+)
+def test_a_key_added_with_plus_that_the_agent_does_not_take_is_named(
+    tmp_path, overrides: list[str], message: str
+) -> None:
+    """A misspelt key the config lacks passes Hydra with a '+' and reached SB3 as 'got an
+    unexpected keyword argument' without the config key or what is allowed."""
+    with pytest.raises(ValueError, match=message):
+        _agent(tmp_path, *overrides)
+    _agent(tmp_path, "agent=ppo", "+agent.ppo.use_sde=true")  # a real PPO keyword passes
