@@ -7,6 +7,7 @@ import re
 import sys
 import types
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import imageio.v2 as imageio
@@ -351,3 +352,179 @@ def test_bullet_agv_runs_get_the_novelty_map_and_visit_counts(tmp_path: Path) ->
     counts = np.load(run / "visitation.npz")["counts"]
     assert counts.sum() == 128
     assert counts.shape == (12 * 4, 18 * 4)  # the small layout, 4 cells per metre
+
+
+def _copy_run(src: Path, dest: Path, **changes: Any) -> Path:
+    """config.yaml (with dotted-key changes) and model.zip of ``src`` in a new run dir."""
+    from omegaconf import OmegaConf
+
+    dest.mkdir(parents=True)
+    cfg = OmegaConf.load(src / "config.yaml")
+    for key, value in changes.items():
+        OmegaConf.update(cfg, key, value, merge=False)
+    (dest / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    (dest / "model.zip").write_bytes((src / "model.zip").read_bytes())
+    return dest
+
+
+def test_record_plays_seeded_episodes_under_the_monitor_from_their_start(
+    runs: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Episode k: seed + k, the monitored policy reset first, episode_start True on its first
+    step only, ``deterministic`` as asked; its summary is the env's own (return summed over
+    the steps, success from is_success: a collision is no success); its strip spans the env's
+    step limit; the video's fps is the env's render fps over ``every``."""
+    import rndx.record
+
+    kwargs = {"layout": "small", "reward": "dense"}
+    run = _copy_run(
+        runs[0], tmp_path / "run", **{"env.max_episode_steps": 120, "env.kwargs": kwargs}
+    )
+    (run / "monitor.pt").write_bytes(b"calibrated")
+    log: dict[str, Any] = {"resets": 0, "calls": []}
+
+    class Forward:  # drives straight into a shelf, under a stand-in monitor
+        def __init__(self) -> None:
+            self.t = 0
+
+        def reset(self) -> None:
+            log["resets"] += 1
+            self.t = 0
+
+        def predict(self, obs, episode_start=None, deterministic=True):
+            start = bool(np.asarray(episode_start).reshape(-1)[0])
+            log["calls"].append((np.array(obs, copy=True), start, deterministic))
+            t, self.t = self.t, self.t + 1
+            rec = {"rnd_oe": 0.1, "ace": 0.1, "rnd_oe_threshold": 1.0, "ace_threshold": 1.0}
+            return np.array([1.0, 0.0], np.float32), {
+                **rec,
+                "alarm": t >= 2,
+                "alarm_step": 2 if t >= 2 else None,
+                "step": t,
+            }
+
+    fake = types.ModuleType("rndx.monitors")
+    fake.load_monitor = lambda path, policy: Forward()
+    monkeypatch.setitem(sys.modules, "rndx.monitors", fake)
+    strips, rates = [], []
+    strip_frames, write_video = rndx.record.strip_frames, rndx.record.write_video
+
+    def spy_strip(frames, history, height, horizon):
+        strips.append((len(history), horizon))
+        return strip_frames(frames, history, height, horizon)
+
+    def spy_write(frames, path, fps):
+        rates.append(fps)
+        return write_video(frames, path, fps)
+
+    monkeypatch.setattr(rndx.record, "strip_frames", spy_strip)
+    monkeypatch.setattr(rndx.record, "write_video", spy_write)
+    videos = record_run(
+        run,
+        episodes=2,
+        seed=5,
+        deterministic=False,
+        fmt="gif",
+        every=4,
+        scale=0.25,
+        out_dir=tmp_path / "v",
+    )
+    assert log["resets"] == 2
+    env = gym.make("rndx/AGVWarehouse-v0", max_episode_steps=120, **kwargs)
+    calls = log["calls"]
+    for k, v in enumerate(videos):
+        ep, calls = calls[: v["length"]], calls[v["length"] :]
+        assert [start for _, start, _ in ep] == [True] + [False] * (v["length"] - 1)
+        assert {det for *_, det in ep} == {False}
+        obs, _ = env.reset(seed=5 + k)
+        np.testing.assert_allclose(ep[0][0], obs)
+        ret, n, done = 0.0, 0, False
+        while not done:
+            obs, reward, terminated, truncated, info = env.step(np.array([1.0, 0.0], np.float32))
+            ret, n, done = ret + reward, n + 1, terminated or truncated
+        assert info["collision"] and n < 120  # the replay crashed too
+        assert (v["length"], v["success"], v["alarm_step"]) == (n, False, 2)
+        assert v["return"] == pytest.approx(ret)
+    env.close()
+    assert not calls and len({v["length"] for v in videos}) == 2  # two different episodes
+    assert strips == [(v["length"], 120) for v in videos]  # x axis: the step limit
+    assert rates == [pytest.approx(10 / 4)] * 2
+    # shift=<name>: the episodes start as that shift's env does
+    log["calls"].clear()
+    record_run(
+        run,
+        episodes=1,
+        seed=5,
+        shift="goal_shift",
+        fmt="gif",
+        every=8,
+        scale=0.25,
+        out_dir=tmp_path / "s",
+    )
+    from rndx.envs.shifts import make_shifted_env
+
+    shifted = make_shifted_env("rndx/AGVWarehouse-v0", "goal_shift", 5, **kwargs)
+    want, _ = shifted.reset(seed=5)
+    shifted.close()
+    np.testing.assert_allclose(log["calls"][0][0], want)
+    assert not np.allclose(want, gym.make("rndx/AGVWarehouse-v0", **kwargs).reset(seed=5)[0])
+
+
+def test_report_columns_hold_the_last_logged_values_and_eval_json(
+    runs: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two seeds with known logs: each column is its own figure (mean ± std over seeds), the
+    last value logged (also when a later log folder holds it), each run's eval.json; the
+    success panel is drawn on [0, 1], curves up to the shorter run's end."""
+    import json
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    import rndx.report
+
+    logs = {  # seed: ({tag: [(step, value)]}, eval.json)
+        0: (
+            {
+                "rollout/success_rate": [(10, 0.9), (20, 0.1)],
+                "rollout/ep_rew_mean": [(10, 1.0), (20, 5.0)],
+            },
+            {"success_rate": 0.25, "mean_return": -3.5},
+        ),
+        1: (
+            {
+                "rollout/success_rate": [(10, 0.8), (30, 0.3)],
+                "rollout/ep_rew_mean": [(10, 2.0), (30, 9.0)],
+            },
+            {"success_rate": 0.75, "mean_return": -1.5},
+        ),
+    }
+    dirs = []
+    for seed, (scalars, ev) in logs.items():
+        run = tmp_path / f"s{seed}"
+        run.mkdir()
+        (run / "config.yaml").write_bytes((runs[seed] / "config.yaml").read_bytes())
+        (run / "eval.json").write_text(json.dumps(ev))
+        for part, points in enumerate(([0], [1])):  # a resumed run: two log folders
+            with SummaryWriter(str(run / "tb" / f"PPO_{part + 1}")) as writer:
+                for tag, series in scalars.items():
+                    for i in points:
+                        writer.add_scalar(tag, series[i][1], series[i][0])
+        dirs.append(run)
+    drawn = {}
+    plot_curves = rndx.report.plot_curves
+
+    def spy(panels, path, title="", ylims=None):
+        drawn.update({label: (groups, lim) for (label, groups), lim in zip(panels, ylims)})
+        return plot_curves(panels, path, title, ylims)
+
+    monkeypatch.setattr(rndx.report, "plot_curves", spy)
+    md = write_report(dirs, tmp_path / "rep")["table"].read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| agv_warehouse / ppo_rnd"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1:] == ["0, 1", "20-30", "0.2 ± 0.1", "7 ± 2", "0.5 ± 0.25", "-2.5 ± 1"]
+    success = drawn["success rate (training episodes)"]
+    assert success[1] == (-0.02, 1.02) and drawn["episode return"][1] is None
+    steps, mean, lo, hi = rndx.report.aggregate(next(iter(success[0].values())))
+    assert (steps[0], steps[-1]) == (10, 20)  # the common span of both seeds
+    # at step 20: seed 0 logged 0.1, seed 1 is half-way from 0.8 (step 10) to 0.3 (step 30)
+    np.testing.assert_allclose((mean[-1], lo[-1], hi[-1]), (0.325, 0.1, 0.55), atol=1e-9)

@@ -144,3 +144,96 @@ def test_evaluate_with_a_monitor_of_another_policy_says_so_before_rolling_out(
         path.unlink()
     err = capsys.readouterr().err
     assert "calibrated for a Other with observation dim 3; this ChunkFlowPolicy has" in err
+
+
+def _run_copy(chunk_run, tmp_path, **changes):
+    """A copy of the chunk run with config changes (dotted keys), so tests can write there."""
+    from omegaconf import OmegaConf
+
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = OmegaConf.load(chunk_run / "config.yaml")
+    for key, value in changes.items():
+        OmegaConf.update(cfg, key, value, merge=False)
+    (run / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    (run / "model.zip").write_bytes((chunk_run / "model.zip").read_bytes())
+    return run
+
+
+RUN_CHANGES = {"seed": 7, "env.kwargs": {"layout": "small", "n_pedestrians": 1}}
+
+
+def test_calibrate_passes_the_runs_settings_and_saves_monitor_pt(
+    chunk_run, tmp_path, capsys, monkeypatch
+):
+    from rndx.monitors import Monitor
+
+    run = _run_copy(chunk_run, tmp_path, **RUN_CHANGES)
+    seen = []
+
+    def calibrate(policy, env_id, episodes, seed, max_steps, env_kwargs, config, det=False):
+        seen.append(
+            {
+                "env": env_id,
+                "episodes": episodes,
+                "seed": seed,
+                "max_steps": max_steps,
+                "env_kwargs": env_kwargs,
+                "config": config,
+                "det": det,
+            }
+        )
+        mon = Monitor(config, np.ones(2), np.array([0.125, 0.25]), np.array([4.5]))
+        return mon, {"episodes": episodes, "successes": episodes - 1}
+
+    monkeypatch.setattr(evaluation, "calibrate_from_rollouts", calibrate)
+    assert main(["calibrate", f"run={run}", "episodes=20"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("calibrated on 19 successful of 20 rollouts (delta 0.1, window 2, ")
+    assert "thresholds RND-OE 0.25, ACE 4.5" in out and f"wrote {run / 'monitor.pt'}" in out
+    got = seen[-1]
+    assert (got["env"], got["episodes"], got["seed"], got["max_steps"]) == (
+        "rndx/AGVWarehouse-v0",
+        20,
+        7 + 2000,
+        30,
+    )
+    assert got["env_kwargs"] == RUN_CHANGES["env.kwargs"] and got["det"] is True  # eval's
+    # scored once per chunk: every `execute` (2) steps, window 2
+    assert (got["config"].score_every, got["config"].window) == (2, 2)
+    assert Monitor.load(run / "monitor.pt").config == got["config"]
+    # seed= and score_every=1 (window 10 then) are taken as given
+    assert main(["calibrate", f"run={run}", "episodes=20", "seed=5", "score_every=1"]) == 0
+    assert seen[-1]["seed"] == 5 and seen[-1]["config"].window == 10
+
+
+def test_evaluate_runs_each_shift_with_the_runs_settings_and_writes_the_table(
+    chunk_run, tmp_path, capsys, monkeypatch
+):
+    import json
+
+    from rndx.monitors import Monitor
+
+    run = _run_copy(chunk_run, tmp_path, **RUN_CHANGES)
+    Monitor(MonitorConfig(delta=0.5), np.ones(2), np.ones(1), np.ones(1)).save(run / "monitor.pt")
+    calls = []
+
+    def evaluate(monitor, policy, env_id, shift, episodes, seed, max_steps, env_kwargs, det):
+        calls.append((shift, episodes, seed, max_steps, env_kwargs, det))
+        methods = {
+            name: {"tpr": 0.1 * (i + 1), "tnr": 0.9, "accuracy": 0.5, "dt": 0.2, "twa": 0.3}
+            for i, name in enumerate(evaluation.METHODS)
+        }
+        return {"shift": shift, "episodes": episodes, "success_rate": 0.5, "methods": methods}
+
+    monkeypatch.setattr(evaluation, "evaluate_shift", evaluate)
+    assert main(["evaluate", f"run={run}", "shifts=[lidar_noise,crowd]", "episodes=3"]) == 0
+    assert [c[0] for c in calls] == ["lidar_noise", "crowd"]
+    # evaluation seeds (run seed + 3000) are not the calibration ones (+ 2000)
+    assert calls[0][1:] == (3, 7 + 3000, 30, RUN_CHANGES["env.kwargs"], True)
+    table = capsys.readouterr().out
+    assert "| crowd | 0.50 | RND-OE | 0.20 | 0.90 | 0.50 | 0.20 | 0.30 |" in table
+    saved = json.loads((run / f"monitor_eval_{7 + 3000}.json").read_text())
+    assert [r["shift"] for r in saved] == ["lidar_noise", "crowd"]
+    assert main(["evaluate", f"run={run}", "shifts=[crowd]", "seed=11"]) == 0
+    assert calls[-1][1:3] == (100, 11) and (run / "monitor_eval_11.json").is_file()
