@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rndx.agents import load_agent
 from rndx.config import to_dict
+from rndx.utils.checks import whole_number
 from rndx.utils.cli import count, parse_key_values, to_bool
 from rndx.utils.headless import use_headless_backends
 from rndx.utils.io import atomic_write_json, short_reason
@@ -210,8 +211,12 @@ _USAGE = "usage: python -m rndx.evaluate run=<dir> [episodes=N] [seed=S] [determ
 
 
 def parse_cli(argv: list[str]) -> dict[str, Any]:
-    """Parse ``key=value`` arguments; unknown keys raise ValueError naming the valid ones."""
-    return parse_key_values(argv, _CLI_KEYS)
+    """Parse ``key=value`` arguments; unknown keys raise ValueError naming the valid ones, a
+    seed outside [0, 2**32 - 1] one naming the range."""
+    args = parse_key_values(argv, _CLI_KEYS)
+    if "seed" in args:  # before any rollout (Gymnasium's own error comes as a traceback)
+        whole_number("seed", args["seed"], 0, maximum=2**32 - 1)
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

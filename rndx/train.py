@@ -60,6 +60,8 @@ RESUMABLE_KEYS = (
     "video",
 )
 
+_ABSENT = object()  # OmegaConf.select's default for a key the config lacks
+
 # Seeds go to numpy's legacy seeding (set_random_seed), which takes 0 .. 2**32 - 1.
 SEED_MAX = 2**32 - 1
 
@@ -235,7 +237,8 @@ def resume_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> DictCon
 
     :param overrides: command-line overrides; only keys under RESUMABLE_KEYS are allowed.
     :raises FileNotFoundError: if the run dir or its config.yaml is missing.
-    :raises ValueError: on an override outside RESUMABLE_KEYS.
+    :raises ValueError: on an override outside RESUMABLE_KEYS, or of a key the run's config
+        lacks (a ``+`` prefix adds one).
     """
     cfg = load_run_config(run_dir)
     for item in overrides:
@@ -243,6 +246,11 @@ def resume_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> DictCon
         if key.split(".")[0] not in RESUMABLE_KEYS:
             raise ValueError(
                 f"cannot change {key!r} when resuming; allowed: {', '.join(RESUMABLE_KEYS)}"
+            )
+        # as Hydra for a new run: a misspelt key fails (merged, it would be added and ignored)
+        if not item.startswith("+") and OmegaConf.select(cfg, key, default=_ABSENT) is _ABSENT:
+            raise ValueError(
+                f"cannot change {key!r}: the run's config has no such key (+{key}=... adds it)"
             )
     cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([o.lstrip("+") for o in overrides]))
     cfg.resume = str(run_dir)

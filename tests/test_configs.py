@@ -42,6 +42,22 @@ def test_config_dir_is_the_repo_configs() -> None:
     assert layouts_dir() == config_dir() / "layouts"
 
 
+def test_an_installed_wheel_uses_the_configs_inside_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wheel carries the configs in rndx/configs (pyproject's force-include); a checkout keeps
+    them beside the package. A wheel must not look for a repository root it does not have."""
+    import rndx.paths
+
+    package = tmp_path / "site-packages" / "rndx"
+    package.mkdir(parents=True)
+    monkeypatch.setattr(rndx.paths, "_PACKAGE_DIR", package)
+    assert config_dir() == tmp_path / "site-packages" / "configs"  # a checkout's layout
+    (package / "configs").mkdir()
+    assert config_dir() == package / "configs"
+    assert layouts_dir() == package / "configs" / "layouts"
+
+
 def test_default_composes(hydra_ctx: None) -> None:
     cfg = _compose([])
     OmegaConf.resolve(cfg)
@@ -74,9 +90,24 @@ def test_every_option_composes(hydra_ctx: None, group: str, option: str) -> None
             assert "ppo" in cfg.agent  # shared PPO settings; intrinsic agents add intrinsic:
 
 
+def test_the_documented_defaults(hydra_ctx: None) -> None:
+    """What train.yaml and the README promise: CPU unless asked, evaluation on deterministic
+    episodes of seed + 1000 (not the training ones), paths relative to where the command runs
+    (Hydra does not change into the run dir), and the quickstart's dense progress reward."""
+    from rndx.evaluate import eval_seed
+
+    cfg = _compose(["seed=3"], hydra_cfg=True)
+    assert cfg.device == "cpu" and cfg.eval.deterministic is True
+    assert cfg.eval.seed is None and eval_seed(cfg) == 1003
+    assert cfg.hydra.job.chdir is False
+    assert _compose(["experiment=quickstart"]).env.kwargs.reward == "dense"
+
+
 def test_smoke_experiment_overrides_defaults(hydra_ctx: None) -> None:
     cfg = _compose(["experiment=smoke"])
     assert cfg.total_timesteps == 2048 and cfg.n_envs == 4
+    # the smoke run writes a periodic checkpoint before its final one
+    assert cfg.checkpoint_every < cfg.total_timesteps
     assert cfg.agent.ppo.n_steps == 64 and cfg.env.max_episode_steps == 50
     assert cfg.eval.episodes == 2 and cfg.progress_bar is False
 

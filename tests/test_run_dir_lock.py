@@ -129,3 +129,49 @@ def test_resume_keeps_the_runs_hydra_files_and_removes_stale_temporaries(
     assert not any(path.exists() for path in stale)
     assert fresh.exists()
     assert (run / "notes.txt").read_text() == "kept"
+
+
+TRY = """
+import sys
+from rndx.utils.io import DirInUseError, acquire_dir
+try:
+    acquire_dir(sys.argv[1])
+except DirInUseError:
+    print("busy")
+else:
+    print("got it")
+"""
+
+
+def _another_process_gets(run: Path) -> bool:
+    env = {**os.environ, "PYTHONPATH": str(Path(rndx.__file__).resolve().parents[1])}
+    out = subprocess.run(
+        [sys.executable, "-c", TRY, str(run)], capture_output=True, text=True, env=env, check=True
+    ).stdout.strip()
+    assert out in ("busy", "got it"), out
+    return out == "got it"
+
+
+def test_an_inner_holder_letting_go_keeps_the_dir_locked_for_the_outer_one(tmp_path: Path) -> None:
+    """The Hydra callback holds the run dir for the whole command and train() takes it again:
+    train() ending must not unlock it while Hydra still writes status.json."""
+    run = tmp_path / "run"
+    acquire_dir(run, "run dir")
+    try:
+        with dir_lock(run, "run dir"):
+            pass
+        assert not _another_process_gets(run)
+    finally:
+        release_dir(run)
+    assert (run / ".lock").read_text() == ""  # no pid left behind for the next error message
+    assert _another_process_gets(run)  # the last holder let go
+
+
+def test_the_lock_file_names_only_the_holder_after_a_killed_run(tmp_path: Path) -> None:
+    """A killed run leaves its pid in .lock; the next holder's pid replaces it, so a refused
+    command names the process that holds the dir, not a mix of the two."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".lock").write_text("4194304123\n")
+    with dir_lock(run):
+        assert (run / ".lock").read_text() == f"{os.getpid()}\n"

@@ -97,6 +97,7 @@ def test_summarize_groups_by_env_agent_and_variant(tmp_path: Path) -> None:
     assert rows[("ppo_rnd", "")]["seeds"] == [0, 1]
     lone = rows[("ppo_rnd", "agent.ppo.lr=1")]
     assert lone["success_rate"] is None and lone["mean_return"]["ci95"] is None
+    assert "| agent.ppo.lr=1 | 0 | n/a | 2 (1 seed, no CI) |" in out["table"]
     assert "overrides in every run: experiment=smoke" in out["table"]
     assert "FAILED" in out["table"] and "ValueError: boom" in out["table"]
     assert "INCOMPLETE" in out["table"]
@@ -148,6 +149,9 @@ def test_failed_job_is_reported_with_its_error(tmp_path: Path, capsys) -> None:
     assert report == format_sweep_report(tmp_path, records)
     assert "1 of 2 jobs completed, 1 failed" in report
     assert "FAILED job 1 [seed=1]: ValueError: unknown layout 'nope'" in report
+    # where the failed job's traceback is
+    assert records[1]["run_dir"] == str(tmp_path / "1")
+    assert f"    traceback: {tmp_path / '1' / 'status.json'}" in report
     assert report in capsys.readouterr().out
     saved = json.loads((tmp_path / "sweep_status.json").read_text())
     assert saved["failed"] == 1 and saved["jobs"][1]["overrides"] == ["seed=1"]
@@ -462,3 +466,42 @@ def test_other_hydra_apps_keep_hydras_own_missing_launcher_message(tmp_path: Pat
     )
     assert proc.returncode == 1
     assert "Could not find 'hydra/launcher/ray'" in proc.stderr and "rndx" not in proc.stderr
+
+
+def test_runs_of_a_sweep_over_envs_or_of_named_run_dirs_group_by_seed(tmp_path: Path) -> None:
+    """env= has its own column and run_dir= names each run's folder: neither makes a variant,
+    so the seeds of one (env, agent) are one row."""
+    for i, (env, seed) in enumerate([("a", 0), ("a", 1), ("b", 0), ("b", 1)]):
+        run = _fake_run(tmp_path, str(i), "ppo", seed, _result(1.0, 2.0 + seed))
+        cfg = OmegaConf.load(run / "config.yaml")
+        cfg.env.name = env
+        (run / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+        ovr = [f"env={env}", "agent=ppo", f"seed={seed}", f"run_dir={run}"]
+        (run / ".hydra" / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(ovr)))
+    rows = summarize(tmp_path)["groups"]
+    assert [(r["env"], r["variant"], r["seeds"]) for r in rows] == [
+        ("a", "", [0, 1]),
+        ("b", "", [0, 1]),
+    ]
+    assert rows[0]["mean_return"]["mean"] == pytest.approx(2.5)
+
+
+def test_launcher_error_finds_job_1s_dir_among_jobs_10_to_19(tmp_path: Path) -> None:
+    """Job 1's dir is 1__...; 10__..., 11__... are other jobs' (a sweep of 12 or more jobs)."""
+    for job in (1, 10, 11):
+        (tmp_path / f"{job}__agv_warehouse__ppo__0").mkdir()
+    (record,) = launcher_error_records([["seed=0"]], 1, MemoryError("killed"), tmp_path)
+    assert record["run_dir"] == str(tmp_path / "1__agv_warehouse__ppo__0")
+
+
+@pytest.mark.parametrize("text", ["{", '{"error": null}', "[1, 2]"])
+def test_launcher_error_with_an_unreadable_status_json_is_a_launcher_error(
+    tmp_path: Path, text: str
+) -> None:
+    """A status.json cut short or not written by rndx is no record of how the job ended."""
+    run = tmp_path / "4__agv_warehouse__ppo__0"
+    run.mkdir()
+    (run / "status.json").write_text(text)
+    (record,) = launcher_error_records([["seed=0"]], 4, MemoryError("killed"), tmp_path)
+    assert (record["status"], record["run_dir"]) == ("LAUNCHER_ERROR", str(run))
+    assert record["error"] == "MemoryError: killed"

@@ -156,6 +156,9 @@ def test_a_run_dir_that_holds_a_run_is_refused(
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: run dir") and f"resume={tmp_path}" in err
+    from rndx.utils.io import _HELD
+
+    assert str(tmp_path.resolve()) not in _HELD  # the refused command let go of the dir
 
 
 def test_resume_rejects_changing_the_env(tmp_path: Path) -> None:

@@ -19,6 +19,12 @@ def test_typed_values_and_required_run() -> None:
         parse_key_values(["episodes=5"], KEYS)
 
 
+def test_any_iterable_of_items_parses() -> None:
+    """Not only a list: the help check must not use up a generator's items."""
+    items = (item for item in ["run=r", "episodes=5"])
+    assert parse_key_values(items, KEYS) == {"run": "r", "episodes": 5}
+
+
 def test_errors_name_the_value_and_what_is_allowed() -> None:
     with pytest.raises(ValueError, match=r"bad argument 'epsiodes=5'; valid keys: run, episodes"):
         parse_key_values(["run=r", "epsiodes=5"], KEYS)

@@ -76,6 +76,9 @@ def test_stochastic_evaluation_of_a_gsde_agent_runs_its_episodes(sde_model):
         sde_model, "rndx/AGVWarehouse-v0", 6, 0, 20, {}, deterministic=False
     )
     assert result["episodes"] == 6
+    # a draw of its own for each of the 6 eval envs, not the matrices of another batch
+    mats = sde_model.policy.action_dist.exploration_matrices
+    assert mats.shape[0] == 6 and len({tuple(m.flatten().tolist()) for m in mats}) == 6
 
 
 def test_monitor_rollouts_give_every_episode_of_a_batch_its_own_draw(sde_model):
