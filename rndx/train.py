@@ -362,17 +362,14 @@ def check_settings(cfg: DictConfig) -> dict[str, Any]:
             )
         if video.get("dir") is not None and not isinstance(video.get("dir"), str):
             raise ValueError(f"video.dir={video.get('dir')!r} must be null or a folder path")
-    from rndx.envs.agv.world import is_layout_path  # rndx.envs after the headless set-up
+    from rndx.envs.agv.world import is_layout_path, layout_file  # after the headless set-up
 
     layout = OmegaConf.select(cfg, "env.kwargs.layout")
     if isinstance(layout, str) and is_layout_path(layout):
-        path = Path(layout).expanduser()
-        if not path.is_file():
-            raise ValueError(
-                f"env.kwargs.layout={layout!r}: no such layout file (relative paths start at "
-                f"{str(Path.cwd())!r}); a layout is a .txt file's path or a shipped name"
-            )
-        values["env.kwargs.layout"] = str(path.resolve())
+        try:
+            values["env.kwargs.layout"] = str(layout_file(layout).resolve())
+        except ValueError as exc:
+            raise ValueError(f"env.kwargs.layout={layout!r}: {exc}") from None
     return values
 
 

@@ -67,6 +67,8 @@ def test_a_run_records_its_layout_file_by_absolute_path(tmp_path: Path, monkeypa
     assert f"layout: {here / 'mine.txt'}" in (run / "config.yaml").read_text()
     monkeypatch.chdir(tmp_path)
     assert evaluate_run(run, episodes=1)["episodes"] == 1
-    with pytest.raises(ValueError, match=r"env.kwargs.layout='nope.txt': no such layout file"):
+    with pytest.raises(
+        ValueError, match=r"env.kwargs.layout='nope.txt': layout file 'nope.txt' not found"
+    ):
         train(_smoke_cfg(tmp_path / "run2", "env.kwargs.layout=nope.txt", "agent=ppo"))
     assert not (tmp_path / "run2").exists()

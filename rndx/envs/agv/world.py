@@ -87,16 +87,23 @@ def is_layout_path(name: str) -> bool:
     return name.endswith(".txt") or "/" in name or "\\" in name
 
 
+def layout_file(name: str | Path) -> Path:
+    """The file of a layout given by its path; ValueError naming it when there is none."""
+    path = Path(name).expanduser()
+    if not path.is_file():
+        raise ValueError(
+            f"layout file {str(name)!r} not found (relative paths start at "
+            f"{str(Path.cwd())!r}); a layout is a path to a .txt file or one of "
+            f"{known_layouts()}"
+        )
+    return path
+
+
 def load_layout(name: str | Path, seed: int = 0) -> Layout:
     """A named layout from configs/layouts, ``"procedural"`` generated from ``seed``, or your
     own layout file: a path ending in ``.txt`` (relative to the working directory)."""
     if isinstance(name, Path) or is_layout_path(name):
-        path = Path(name).expanduser()
-        if not path.is_file():
-            raise ValueError(
-                f"layout file {str(name)!r} not found; a layout is a path to a .txt file or "
-                f"one of {known_layouts()}"
-            )
+        path = layout_file(name)
         return parse_layout(path.read_text(), name=path.stem)
     if name == "procedural":
         return procedural_layout(seed)
