@@ -18,19 +18,15 @@ import rndx.train
 from rndx.evaluate import load_model_file
 from rndx.paths import config_dir
 from rndx.train import TrainingInterrupted, resolve_run_dir, resume_config, train
+from tests.test_train_device_seed import TINY as DEVICE_SEED_TINY
 
 pytestmark = pytest.mark.timeout(300)
 
 TINY = [
-    "experiment=smoke",
-    "n_envs=2",
-    "agent.ppo.n_steps=32",
-    "agent.ppo.batch_size=32",
-    "agent.ppo.n_epochs=2",
+    *DEVICE_SEED_TINY,  # the tiny PPO recipe of the seed tests
     "total_timesteps=64",
     "checkpoint_every=64",
     "eval.episodes=1",
-    "env.max_episode_steps=20",
     "video.enabled=false",
 ]
 ROLLOUT = 64  # 2 envs x 32 steps

@@ -16,36 +16,24 @@ from rndx.monitors import Monitor, MonitorConfig, MonitoredPolicy, MonitorWrappe
 from rndx.monitors.policies import as_monitorable
 from rndx.monitors.rollouts import Rollout, run_rollouts
 from tests.monitors import tiny_chunk_policy
+from tests.monitors.test_monitor import ToyPolicy as _MonitorToyPolicy
 
 ENV = "rndx/AGVWarehouse-v0"
 
 
-class ToyPolicy:
-    """embed = obs (3-d, space [-10, 10]); chunk samples spread with |obs[0]|; records what
-    predict and reset are called with."""
-
-    horizon = 4
+class ToyPolicy(_MonitorToyPolicy):
+    """test_monitor's toy policy (3-d obs, spread with |obs[0]|), recording what predict and
+    reset are called with."""
 
     def __init__(self) -> None:
-        self.obs_dim, self.rng = 3, np.random.default_rng(0)
-        self.observation_space = spaces.Box(-10, 10, (3,), np.float32)
-        self.action_space = spaces.Box(-1, 1, (2,), np.float32)
+        super().__init__()
         self.predicts: list[tuple[object, bool]] = []
         self.resets: list[object] = []
-
-    def embed(self, obs):
-        return np.asarray(obs, np.float32).reshape(-1, 3)
-
-    def sample_chunks(self, obs, n_samples):
-        x = self.embed(obs)
-        sigma = 0.02 + 0.5 * np.abs(x[:, 0])
-        a = self.rng.normal(0.0, 1.0, (len(x), n_samples, self.horizon, 2))
-        return np.clip(a * sigma[:, None, None, None], -1, 1)
 
     def predict(self, obs, state=None, episode_start=None, deterministic=False):
         flags = None if episode_start is None else np.asarray(episode_start).tolist()
         self.predicts.append((flags, deterministic))
-        return np.zeros((len(self.embed(obs)), 2), np.float32), state
+        return super().predict(obs, state, episode_start, deterministic)
 
     def reset(self, idx=None):
         self.resets.append(None if idx is None else np.asarray(idx).tolist())

@@ -663,11 +663,11 @@ class AGVCore:
         cast (the Bullet env passes its own lidar)."""
         cfg = self.cfg
         noisy = cfg.lidar_noise > 0 or cfg.lidar_dropout > 0
+        state = (self.pos, self.theta, self.goal, self.v, self.w, self.phase)
         if idx is None and ranges is None and not noisy:
             # every vehicle, noiseless 2D lidar (the training hot path): the kernels write
             # straight into the core's ranges and poses
             ranges = self.lidar(out=self.ranges)
-            state = (self.pos, self.theta, self.goal, self.v, self.w, self.phase)
             pose = self.pose
         else:
             sel = slice(None) if idx is None else np.asarray(idx, dtype=np.int64)
@@ -681,7 +681,6 @@ class AGVCore:
                         ranges[k][rng.random(cfg.n_beams) < cfg.lidar_dropout] = cfg.lidar_range
                 ranges = np.clip(ranges, 0.0, cfg.lidar_range)
             self.ranges[sel] = ranges
-            state = (self.pos, self.theta, self.goal, self.v, self.w, self.phase)
             if idx is not None:
                 state = tuple(a[sel] for a in state)
             pose = np.empty((ranges.shape[0], 4), dtype=np.float32)
