@@ -7,8 +7,10 @@ env's state is not saved, the resume says so and is as before."""
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -21,6 +23,7 @@ from tests.test_train_interrupt import _Crash, _CtrlC  # mid-rollout, at 1400 / 
 from tests.test_train_smoke import _smoke_cfg
 
 pytestmark = pytest.mark.timeout(600)
+UNPICKLABLE = "rndx_tests/LockedPendulum-v0"
 
 
 def _algo(agent: str) -> str:
@@ -86,6 +89,7 @@ def _interrupted(tmp: Path, monkeypatch: pytest.MonkeyPatch, stop, overrides: li
         ("ppo_rdd", _CtrlC, True, "env=agv_warehouse_dynamic"),
         ("ppo", _Crash, True, "env=agv_warehouse_dynamic"),
         ("ppo_rnd", _CtrlC, False, "env=mujoco_push"),  # a DummyVecEnv of Gymnasium envs
+        ("ppo", _Crash, False, "env=bullet_agv_warehouse"),  # physics state via saveBullet
     ],
 )
 def test_a_resumed_run_equals_the_uninterrupted_one(
@@ -127,16 +131,28 @@ def test_a_state_from_another_step_is_ignored_and_the_resume_says_so(
     assert "is unreadable" in capfd.readouterr().err
 
 
+class _Locked(gym.Wrapper):
+    """Pendulum holding a lock: an env whose state does not pickle (as a socket or a
+    hardware handle would)."""
+
+    def __init__(self) -> None:
+        super().__init__(gym.make("Pendulum-v1"))
+        self.lock = threading.Lock()
+
+
+gym.register(UNPICKLABLE, entry_point=_Locked, max_episode_steps=200)
+
+
 def test_an_env_whose_state_is_not_saved_resumes_as_before_and_says_so(
     tmp_path: Path, capfd: pytest.CaptureFixture
 ) -> None:
-    """The PyBullet AGV holds a physics client, which does not pickle."""
-    bullet = ["env=bullet_agv_warehouse", "agent=ppo", "video.enabled=false"]
-    run = train(_smoke_cfg(tmp_path / "run", *bullet, "total_timesteps=256"))
+    locked = ["env=gym", f"env.id={__name__}:{UNPICKLABLE}", "agent=ppo", "video.enabled=false"]
+    run = train(_smoke_cfg(tmp_path / "run", *locked, "total_timesteps=256"))
     assert not (run / "checkpoints" / run_state.STATE_FILE).exists()
     capfd.readouterr()
     train(resume_config(run, ["total_timesteps=512"]))
     err = capfd.readouterr().err
     assert "note: resuming without the run state (the env's state does not pickle" in err
+    assert "cannot pickle '_thread.lock'" in err
     assert "not sample-identical" in err
     assert load_model_file("ppo", run / "model.zip").num_timesteps == 512

@@ -11,8 +11,9 @@ episode counters), the last observation, SB3's episode statistics, the global to
 env part back before ``learn()``, :func:`restore_random` the generators at the resumed run's
 first rollout start (after SB3's own draws there).
 
-The env part needs an env whose state pickles: rndx's 2D AGV envs, the MuJoCo push task and
-most Gymnasium envs do; the PyBullet AGV (a physics client) does not. For such an env
+The env part needs an env whose state pickles: rndx's 2D AGV envs, the MuJoCo push task, the
+PyBullet AGV (its physics state via ``saveBullet``) and most Gymnasium envs do; an env holding
+a lock, a socket or a hardware handle does not. For such an env
 :func:`capture` returns None and a resume is as before: reproducible, not sample-identical.
 The state file is a pickle, as SB3's zip holds pickles: resume only run dirs you trust.
 """

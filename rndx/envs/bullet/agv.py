@@ -15,6 +15,7 @@ import functools
 import inspect
 import math
 import os
+import tempfile
 from numbers import Real
 from pathlib import Path
 from typing import Any
@@ -209,29 +210,12 @@ class BulletAGVWarehouseEnv(gym.Env):
         """The robot at (x, y, yaw), standing still, as if freshly loaded. It is loaded once
         (every loadURDF + removeBody keeps ~11 KB in PyBullet); each reset, the first one too,
         re-poses it the same way: base pose and velocity, joint angles and speeds, wheel
-        motors, and its contact state (re-setting each link's collision filter takes its
-        colliders out of the broadphase and back, which drops their overlapping pairs, contact
-        manifolds and warm-start impulses). With the pair order sorted (see _build), same
-        seed + same actions give bit-identical episodes whatever ran before."""
+        motors, and its contact state (:meth:`_drop_contacts`). With the pair order sorted
+        (see _build), same seed + same actions give bit-identical episodes whatever ran
+        before."""
         c, p = self.client, self.p
         if self.robot < 0:
-            self.robot = c.loadURDF(str(URDF), [x, y, 0.002], globalScaling=self.scale)
-            n = c.getNumJoints(self.robot)
-            joints = {c.getJointInfo(self.robot, i)[1].decode(): i for i in range(n)}
-            self.wheels = [joints["left_wheel_joint"], joints["right_wheel_joint"]]
-            for j in self.wheels:
-                c.changeDynamics(self.robot, j, lateralFriction=1.0)
-            for name in ("front_caster_joint", "rear_caster_joint"):
-                c.changeDynamics(self.robot, joints[name], lateralFriction=0.0, rollingFriction=0.0)
-            (ox, oy, oz), orn = c.getDynamicsInfo(self.robot, -1)[3:5]
-            if (ox, oy) != (0.0, 0.0) or tuple(orn) != (0.0, 0.0, 0.0, 1.0):
-                raise RuntimeError(
-                    f"{URDF.name}: the base's inertial frame must sit straight above its origin"
-                )
-            # resetBasePositionAndOrientation places the inertial frame, not the link origin
-            # that loadURDF places (in Python floats: multiplyTransforms rounds to float32)
-            self._com_height = 0.002 + oz
-            self._links = list(range(-1, n))  # -1: the base
+            self._load_robot([x, y, 0.002])
         c.resetBasePositionAndOrientation(
             self.robot, [x, y, self._com_height], c.getQuaternionFromEuler([0, 0, yaw])
         )
@@ -241,8 +225,72 @@ class BulletAGVWarehouseEnv(gym.Env):
         c.setJointMotorControlArray(
             self.robot, self.wheels, p.VELOCITY_CONTROL, targetVelocities=[0.0, 0.0], forces=[0, 0]
         )
-        for link in self._links:  # group 1, mask all: what loadURDF gives a dynamic link
-            c.setCollisionFilterGroupMask(self.robot, link, 1, -1)
+        self._drop_contacts()
+
+    def _load_robot(self, position: list[float]) -> None:
+        c = self.client
+        self.robot = c.loadURDF(str(URDF), position, globalScaling=self.scale)
+        n = c.getNumJoints(self.robot)
+        joints = {c.getJointInfo(self.robot, i)[1].decode(): i for i in range(n)}
+        self.wheels = [joints["left_wheel_joint"], joints["right_wheel_joint"]]
+        for j in self.wheels:
+            c.changeDynamics(self.robot, j, lateralFriction=1.0)
+        for name in ("front_caster_joint", "rear_caster_joint"):
+            c.changeDynamics(self.robot, joints[name], lateralFriction=0.0, rollingFriction=0.0)
+        (ox, oy, oz), orn = c.getDynamicsInfo(self.robot, -1)[3:5]
+        if (ox, oy) != (0.0, 0.0) or tuple(orn) != (0.0, 0.0, 0.0, 1.0):
+            raise RuntimeError(
+                f"{URDF.name}: the base's inertial frame must sit straight above its origin"
+            )
+        # resetBasePositionAndOrientation places the inertial frame, not the link origin
+        # that loadURDF places (in Python floats: multiplyTransforms rounds to float32)
+        self._com_height = 0.002 + oz
+        self._links = list(range(-1, n))  # -1: the base
+        self._contact_drops = 0
+
+    def _drop_contacts(self) -> None:
+        """Re-set each link's collision filter (group 1, mask all: what loadURDF gives a
+        dynamic link). This takes its colliders out of the broadphase and back, which drops
+        their overlapping pairs, contact manifolds and warm-start impulses, and gives them new
+        broadphase ids (a counter): :meth:`__setstate__` repeats it as often to match a
+        snapshot's ids, and with them its contact manifolds and pair order."""
+        for link in self._links:
+            self.client.setCollisionFilterGroupMask(self.robot, link, 1, -1)
+        self._contact_drops += 1
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything but the pybullet module and its physics client, plus the physics
+        state as PyBullet serialises it (``saveBullet``: poses, velocities, joint states,
+        contact manifolds): a pickled env goes on bit for bit (sample-identical resumes)."""
+        self._check_open()
+        state = self.__dict__.copy()
+        del state["p"], state["client"]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "state.bullet")
+            self.client.saveBullet(path)
+            state["_physics"] = Path(path).read_bytes()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A new physics server built as the pickled env's was (same body ids, same
+        broadphase ids), with the pickled physics state restored into it."""
+        physics, robot, drops = state.pop("_physics"), state["robot"], state.get("_contact_drops")
+        self.__dict__.update(state)
+        self.p = require("pybullet", ENV_ID)
+        self.client = DirectClient(self.p)
+        self._build()
+        if robot < 0:  # pickled before its first reset: nothing simulated yet
+            return
+        self._load_robot([-5.0, -5.0, 0.002])  # placed by the restore
+        while self._contact_drops < drops:
+            self._drop_contacts()
+        if self.robot != robot:
+            raise RuntimeError(f"the restored robot is body {self.robot}, the pickled one {robot}")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "state.bullet")
+            Path(path).write_bytes(physics)
+            self.client.restoreState(fileName=path)
 
     # ------------------------------------------------------------------ gym API
     def _check_open(self) -> None:
