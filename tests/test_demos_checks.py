@@ -149,3 +149,33 @@ def test_the_expert_records_demos_in_the_bullet_agv() -> None:
     first, _ = env.reset(seed=3)  # env 0 of the recording is seeded with seed + 0
     np.testing.assert_array_equal(demos.obs[0], first)
     env.close()
+
+
+def test_a_run_on_the_default_options_is_compared_too(tmp_path: Path) -> None:
+    """env_kwargs={} (a run on the env's defaults) still names what the demos changed."""
+    hard = _blank_demos(ENV_ID, {"layout": "hard"}).save(tmp_path / "hard.npz")
+    with pytest.warns(UserWarning, match=r"layout: 'hard' recorded, 'small' in this run"):
+        load_demos(hard, ENV_ID, env_kwargs={})
+
+
+def test_options_count_the_ids_registered_kwargs(tmp_path: Path) -> None:
+    """rndx/AGVPickDrop-v0 registers layout=pick_drop: demos recorded without options and a
+    run that names it are alike; only warn=False keeps a real difference quiet."""
+    pick = "rndx/AGVPickDrop-v0"
+    demos = _blank_demos(pick, {}).save(tmp_path / "pick.npz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_env_kwargs(demos, {"layout": "pick_drop", "task": "pick_drop"}, pick) == {}
+        diff = check_env_kwargs(demos, {"layout": "small"}, pick, warn=False)
+    assert diff == {"layout": ("pick_drop", "small")}
+
+
+def test_run_with_its_own_env_named_again_is_no_error(
+    agv_run: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """env=agv_warehouse env.max_episode_steps=50 is the run's env: recording goes on (and
+    stops here only because the fixture's run has no model.zip)."""
+    argv = [f"run={agv_run}", "env=agv_warehouse", "env.max_episode_steps=50", "episodes=1"]
+    assert main([*argv, f"out={agv_run / 'x.npz'}"]) == 2
+    err = capsys.readouterr().err
+    assert "records on the env it was trained on" not in err and "model.zip" in err
