@@ -63,6 +63,8 @@ def test_training_ends_with_video_novelty_map_and_visit_counts(runs: list[Path])
     run, no_video = runs
     videos = sorted((run / "videos").glob("*.mp4"))
     assert len(videos) == 1
+    # the episode the evaluation played first (seed + 1000: eval.seed is unset)
+    assert videos[0].name == "episode_1000.mp4"
     frames = _read_video(videos[0])
     assert 2 <= len(frames) <= 21  # reset frame + at most 20 steps
     assert not (no_video / "videos").exists()  # video.enabled=false switches it off
@@ -528,3 +530,29 @@ def test_report_columns_hold_the_last_logged_values_and_eval_json(
     assert (steps[0], steps[-1]) == (10, 20)  # the common span of both seeds
     # at step 20: seed 0 logged 0.1, seed 1 is half-way from 0.8 (step 10) to 0.3 (step 30)
     np.testing.assert_allclose((mean[-1], lo[-1], hi[-1]), (0.325, 0.1, 0.55), atol=1e-9)
+
+
+def test_record_defaults_to_the_runs_evaluation_seed_and_mode(
+    runs: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without seed= and deterministic=, the episodes are the evaluation's: eval.seed
+    (or seed + 1000) and eval.deterministic of the run's config."""
+    import rndx.record
+
+    played = []
+
+    class Played(Exception):
+        pass
+
+    def first_episode(env, policy, seed, deterministic, monitored):
+        played.append((seed, deterministic, monitored))
+        raise Played
+
+    monkeypatch.setattr(rndx.record, "play_episode", first_episode)
+    changes = {"eval.seed": 77, "eval.deterministic": False}
+    run = _copy_run(runs[0], tmp_path / "run", **changes)
+    with pytest.raises(Played):
+        record_run(run, out_dir=tmp_path / "v")
+    with pytest.raises(Played):
+        record_run(runs[0], out_dir=tmp_path / "v")
+    assert played == [(77, False, False), (1000, True, False)]

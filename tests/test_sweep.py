@@ -505,3 +505,22 @@ def test_launcher_error_with_an_unreadable_status_json_is_a_launcher_error(
     (record,) = launcher_error_records([["seed=0"]], 4, MemoryError("killed"), tmp_path)
     assert (record["status"], record["run_dir"]) == ("LAUNCHER_ERROR", str(run))
     assert record["error"] == "MemoryError: killed"
+
+
+def test_a_resumed_run_is_a_seed_of_its_group_and_n_counts_each_metric(tmp_path: Path) -> None:
+    """resume=<dir> only says how a run was continued; a metric some seed lacks is averaged
+    over the seeds that have it, and n says how many; seeds are listed in order."""
+    _fake_run(tmp_path, "a", "ppo", 1, _result(1.0, 2.0))
+    _fake_run(tmp_path, "b", "ppo", 0, _result(None, 4.0), [f"resume={tmp_path / 'b'}"])
+    _fake_run(tmp_path, "c", "ppo", 2, _result(0.5, 6.0))
+    _fake_run(tmp_path, "d", "ppo", 3, None, status={"status": "FAILED", "error": "E: x"})
+    out = summarize(tmp_path)
+    (row,) = out["groups"]
+    assert (row["variant"], row["seeds"]) == ("", [0, 1, 2])
+    assert row["success_rate"]["n"] == 2 and row["success_rate"]["mean"] == pytest.approx(0.75)
+    assert row["mean_return"]["n"] == 3 and row["mean_return"]["mean"] == pytest.approx(4.0)
+    # returns 2, 4, 6: sample std 2, half-width t(0.975, df=2) * 2 / sqrt(3)
+    assert row["mean_return"]["ci95"] == pytest.approx(4.302653 * 2 / 3**0.5, rel=1e-5)
+    assert "| agv_warehouse | ppo | - | 0,1,2 | 0.75 ± " in out["table"]
+    assert "1 of 4 runs left out:" in out["table"]
+    assert f"FAILED {tmp_path / 'd'}: E: x" in out["table"]
