@@ -183,3 +183,11 @@ def test_the_x_axis_spans_the_horizon_and_frames_share_their_axes() -> None:
     # steps past the horizon stay at the plot's right end (x 292; the 8 px margin stays blank)
     long = draw_monitor_strip(_history(30), 300, horizon=20)
     assert _cols(long, SCORE["rnd_oe"]).max() <= 294
+
+
+def test_a_score_above_the_y_limit_is_drawn_at_the_top_of_its_own_panel() -> None:
+    """Scales given by the caller may be lower than a score: it is clipped to its panel's
+    top row (3), not drawn off the panel."""
+    img = draw_monitor_strip(_flat(20, rnd_oe=5.0), 300, horizon=20, scales={"rnd_oe": 1, "ace": 1})
+    rows = _rows(img, SCORE["rnd_oe"])
+    assert len(rows) and rows.min() >= 2 and rows.max() <= 4, rows
