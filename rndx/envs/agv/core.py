@@ -21,11 +21,12 @@ import numpy as np
 
 from rndx.envs.agv.geometry import (
     cast_rays,
-    clearance,
+    clip_actions,
     collisions,
     features,
     goal_events,
     integrate,
+    point_clearance,
 )
 from rndx.envs.agv.world import World, get_world
 from rndx.utils.checks import finite_number, whole_number
@@ -142,6 +143,10 @@ def _norm(xy: np.ndarray) -> np.ndarray:
     return np.sqrt(xy[:, 0] * xy[:, 0] + xy[:, 1] * xy[:, 1])
 
 
+# action dtypes validate_actions hands to its compiled fast path (native byte order only)
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def validate_actions(actions: Any, n: int, single: bool = False) -> np.ndarray:
     """Actions as a float (n, 2) array; wrong shape or non-finite values raise ValueError.
 
@@ -165,6 +170,12 @@ def validate_actions(actions: Any, n: int, single: bool = False) -> np.ndarray:
             return np.array([[v, w]])
         if math.isfinite(v) and math.isfinite(w):
             return np.array([[min(max(v, -1.0), 1.0), min(max(w, -1.0), 1.0)]])
+    if isinstance(actions, np.ndarray) and actions.dtype in _FLOATS and actions.shape in shapes:
+        # the vector step's hot path: one compiled pass converts, checks and clips (NaN or
+        # inf falls through to the checks below, which name them)
+        out = np.empty((n, 2))
+        if clip_actions(actions.reshape(n, 2), out):
+            return out
     expected = shapes[0]
     try:
         if np.iscomplexobj(actions):  # numpy would drop the imaginary part with a warning
@@ -269,9 +280,13 @@ class AGVCore:
     def reset_envs(self, idx: np.ndarray) -> None:
         """Reset the vehicles ``idx`` (int array); each samples from its own generator."""
         cfg = self.cfg
-        for i in np.asarray(idx, dtype=np.int64):
+        # Python ints and floats, vehicle by vehicle: a step resets one or two vehicles, for
+        # which numpy's per-call costs (fancy indexing, 2-element arrays) dominate
+        ids = np.asarray(idx, dtype=np.int64).tolist()
+        for i in ids:
             rng = self.rngs[i]
-            self.pos[i] = self._sample_point(rng, self.start_cells)
+            x, y = self._sample_point(rng, self.start_cells)
+            self.pos[i] = x, y
             self.theta[i] = rng.uniform(-np.pi, np.pi)
             if cfg.task == "pick_drop":
                 self.goal[i] = self._sample_point(rng, self.pick_cells)
@@ -280,7 +295,7 @@ class AGVCore:
                 best, best_d = None, -1.0
                 for _ in range(100):
                     g = self._sample_point(rng, self.goal_cells)
-                    d = float(np.hypot(*(g - self.pos[i])))
+                    d = float(np.hypot(g[0] - x, g[1] - y))
                     if d > best_d:
                         best, best_d = g, d
                     if d >= cfg.min_goal_distance:
@@ -293,14 +308,13 @@ class AGVCore:
                     )
                 self.goal[i] = self.final_goal[i] = best
                 if cfg.goal_speed > 0:
-                    self._goal_path(i, self._lane_path(best, rng))
+                    self._goal_path(i, self._lane_path(self.goal[i], rng))
             self._reset_obstacles(i, rng)
-        self.v[idx] = 0.0
-        self.w[idx] = 0.0
-        self.phase[idx] = 0
-        self.steps[idx] = 0
-        self.prev_dist[idx] = _norm(self.goal[idx] - self.pos[idx])
-        if self.track_env >= 0 and self.track_env in np.asarray(idx):
+            self.v[i] = self.w[i] = 0.0
+            self.phase[i] = self.steps[i] = 0
+            gx, gy = (self.goal[i] - self.pos[i]).tolist()
+            self.prev_dist[i] = math.sqrt(gx * gx + gy * gy)  # the same float64 ops as _norm
+        if self.track_env >= 0 and self.track_env in ids:
             self.trail = [self.pos[self.track_env].copy()]
 
     def check_options(self, options: Any) -> dict[str, np.ndarray]:
@@ -411,17 +425,18 @@ class AGVCore:
         if self.track_env == i:
             self.trail = [self.pos[i].copy()]
 
-    def _sample_point(self, rng: np.random.Generator, cells: np.ndarray) -> np.ndarray:
-        """A uniform point in a random cell of ``cells`` keeping ``start_clearance`` from
-        walls and shelves (so a start is never a collision one steering step away); else
-        the cell centre."""
-        cell = self.world.layout.cell
-        centre = cells[rng.integers(len(cells))]
-        p = centre + rng.uniform(-0.5, 0.5, size=2) * cell
+    def _sample_point(self, rng: np.random.Generator, cells: np.ndarray) -> tuple[float, float]:
+        """A uniform point (x, y) in a random cell of ``cells`` keeping ``start_clearance``
+        from walls and shelves (so a start is never a collision one steering step away);
+        else the cell centre."""
         w = self.world
-        if clearance(p[None], w.boxes, w.near, cell)[0] < self.cfg.radius + START_MARGIN:
-            return centre.copy()
-        return p
+        cell = w.layout.cell
+        cx, cy = cells[rng.integers(len(cells))].tolist()
+        ux, uy = rng.uniform(-0.5, 0.5, size=2).tolist()
+        x, y = cx + ux * cell, cy + uy * cell
+        if point_clearance(x, y, w.boxes, w.near, cell) < self.cfg.radius + START_MARGIN:
+            return cx, cy
+        return x, y
 
     def _lane_path(self, goal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """End points (2, 2) of a moving goal's path: ``goal_travel`` metres of the aisle lane

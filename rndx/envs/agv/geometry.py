@@ -134,20 +134,47 @@ def cast_rays(
             out[i, j] = best
 
 
+@numba.njit(cache=True, inline="always")
+def _clearance_at(x: float, y: float, boxes: np.ndarray, near: np.ndarray, cell: float) -> float:
+    """Distance from the point (x, y) to the nearest box among its cell's ``near`` list.
+    Inlined (numba IR) into its callers: a compiled call per point costs the batched loops
+    about as much as the work."""
+    rows, cols, k = near.shape
+    r, c = _cell(x, y, cell, rows, cols)
+    best = np.inf
+    for q in range(k):
+        best = min(best, _box_gap(x, y, boxes, near[r, c, q]))
+    return best
+
+
+@numba.njit(cache=True)
+def point_clearance(x: float, y: float, boxes: np.ndarray, near: np.ndarray, cell: float) -> float:
+    """:func:`clearance` of one point (a reset's sampled start or goal: no array in or out)."""
+    return _clearance_at(x, y, boxes, near, cell)
+
+
 @numba.njit(cache=True)
 def clearance(pos: np.ndarray, boxes: np.ndarray, near: np.ndarray, cell: float) -> np.ndarray:
     """Distance (n,) from each point to the nearest box among its cell's ``near`` list."""
     n = pos.shape[0]
-    rows, cols, k = near.shape
     out = np.empty(n)
     for i in range(n):
-        x, y = pos[i, 0], pos[i, 1]
-        r, c = _cell(x, y, cell, rows, cols)
-        best = np.inf
-        for q in range(k):
-            best = min(best, _box_gap(x, y, boxes, near[r, c, q]))
-        out[i] = best
+        out[i] = _clearance_at(pos[i, 0], pos[i, 1], boxes, near, cell)
     return out
+
+
+@numba.njit(cache=True)
+def clip_actions(actions: np.ndarray, out: np.ndarray) -> bool:
+    """Writes ``actions`` (n, 2) clipped to [-1, 1] into ``out`` (n, 2) float64; False (``out``
+    unfinished) at the first NaN or inf. One compiled pass instead of a float64 copy, a
+    finiteness reduction and two clipping ufuncs: the vector step's validation."""
+    for i in range(actions.shape[0]):
+        for j in range(2):
+            x = float(actions[i, j])
+            if not math.isfinite(x):
+                return False
+            out[i, j] = min(max(x, -1.0), 1.0)
+    return True
 
 
 @numba.njit(cache=True)
@@ -193,11 +220,11 @@ def collisions(
 ) -> np.ndarray:
     """(n,) True where a vehicle of ``radius`` overlaps a box or obstacle or left the floor."""
     n = pos.shape[0]
-    gaps = clearance(pos, boxes, near, cell)
     out = np.empty(n, dtype=np.bool_)
     for i in range(n):
         x, y = pos[i, 0], pos[i, 1]
-        hit = gaps[i] < radius or x < 0.0 or y < 0.0 or x > width or y > height
+        gap = _clearance_at(x, y, boxes, near, cell)
+        hit = gap < radius or x < 0.0 or y < 0.0 or x > width or y > height
         for q in range(obs_radius.shape[0]):
             dx, dy = obs_pos[i, q, 0] - x, obs_pos[i, q, 1] - y
             if dx * dx + dy * dy < (radius + obs_radius[q]) ** 2:

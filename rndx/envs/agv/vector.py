@@ -129,7 +129,7 @@ class AGVWarehouseVectorEnv(_BatchedFace, VectorEnv):
     def step(self, actions):
         reward, events, terminated, truncated = self._advance(actions)
         # envs that ended last step restart now; their action is ignored (NEXT_STEP)
-        restart = np.nonzero(self._autoreset)[0]
+        restart = self._autoreset.nonzero()[0]
         if len(restart):
             self.core.reset_envs(restart)
             reward[restart] = 0.0
@@ -143,9 +143,12 @@ class AGVWarehouseVectorEnv(_BatchedFace, VectorEnv):
 
     @staticmethod
     def _with_masks(info: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        ones = np.ones(len(info["pose"]), dtype=bool)
-        for k in list(info):
-            info[f"_{k}"] = ones.copy()
+        # every env has every key; each mask is its own row of one fresh block (one
+        # allocation, not one per key; np.ones costs more than empty + fill here)
+        masks = np.empty((len(info), len(info["pose"])), dtype=bool)
+        masks.fill(True)
+        for k, mask in zip(list(info), masks):
+            info["_" + k] = mask
         return info
 
     def render(self) -> np.ndarray | None:
@@ -189,8 +192,11 @@ class AGVSB3VecEnv(_BatchedFace, VecEnv):
         obs = self.core.observe()
         done = terminated | truncated
         per_env = step_info(self.core, events, slice(None))
-        infos = [{k: v[i] for k, v in per_env.items()} for i in range(self.num_envs)]
-        ended = np.nonzero(done)[0]
+        # iterating an array yields what indexing it does (numpy scalars, pose rows), in one
+        # pass per key instead of one index per key and env
+        keys = list(per_env)
+        infos = [dict(zip(keys, values)) for values in zip(*per_env.values())]
+        ended = done.nonzero()[0]
         for i in ended:
             infos[i]["is_success"] = bool(events["success"][i])
             infos[i]["terminal_observation"] = obs[i].copy()
