@@ -75,8 +75,8 @@ def cast_rays(
     """Writes into ``out`` (n, b) the ranges from each vehicle along each beam to the first
     box or circle, capped at ``max_range``.
 
-    Boxes are (x0, y0, x1, y1); slab test per box, skipping the boxes farther from the
-    vehicle than the beam's nearest hit so far. Circles: the smaller root of
+    Boxes are (x0, y0, x1, y1); slab test per box, nearest box first, stopping at the first
+    box no nearer to the vehicle than the beam's nearest hit so far. Circles: the smaller root of
     |o + t d - c|^2 = r^2. A vehicle inside a box or circle sees range 0 on every beam.
     The caller owns ``out`` (no array is allocated and returned here: in a single env's step
     each array a kernel returns costs about as much as a small kernel's work).
@@ -85,38 +85,54 @@ def cast_rays(
     rows, cols, k = candidates.shape
     m = obs_radius.shape[0]
     gap = np.empty(k)
+    rel = np.empty((k, 4))  # the vehicle's candidate boxes relative to it, nearest first
     for i in range(n):
         ox, oy = pos[i, 0], pos[i, 1]
         r, c = _cell(ox, oy, cell, rows, cols)
         # the vehicle's distance to each candidate box bounds any beam's hit on it from below,
         # so a beam skips the boxes no nearer than what it already hit (SKIP_MARGIN absorbs
-        # the slab test's rounding: the ranges are bit-identical to testing every box)
+        # the slab test's rounding: the ranges are bit-identical to testing every box). The
+        # boxes within max_range are kept sorted by that distance (insertion sort of a
+        # handful), so a beam stops at the first one no nearer than its best hit; they are
+        # kept as (x0 - ox, y0 - oy, x1 - ox, y1 - oy), the differences the slab test takes.
+        kept = 0
         for q in range(k):
-            gap[q] = _box_gap(ox, oy, boxes, candidates[r, c, q]) - SKIP_MARGIN
+            bx = candidates[r, c, q]
+            g = _box_gap(ox, oy, boxes, bx) - SKIP_MARGIN
+            if g >= max_range:  # no beam can hit it before its range runs out
+                continue
+            p = kept
+            while p > 0 and gap[p - 1] > g:
+                gap[p] = gap[p - 1]
+                rel[p] = rel[p - 1]
+                p -= 1
+            gap[p] = g
+            rel[p, 0], rel[p, 1] = boxes[bx, 0] - ox, boxes[bx, 1] - oy
+            rel[p, 2], rel[p, 3] = boxes[bx, 2] - ox, boxes[bx, 3] - oy
+            kept += 1
         for j in range(b):
             a = theta[i] + offsets[j]
             dx, dy = math.cos(a), math.sin(a)
             best = max_range
-            for q in range(k):
+            for q in range(kept):
                 if gap[q] >= best:
-                    continue
-                bx = candidates[r, c, q]
-                x0, y0, x1, y1 = boxes[bx, 0], boxes[bx, 1], boxes[bx, 2], boxes[bx, 3]
+                    break
+                x0, y0, x1, y1 = rel[q, 0], rel[q, 1], rel[q, 2], rel[q, 3]
                 # a box wholly behind the vehicle along the beam's x or y is missed (its exit
                 # parameter is negative): no division needed
-                if (dx > 0.0 and x1 < ox) or (dx < 0.0 and x0 > ox):
+                if (dx > 0.0 and x1 < 0.0) or (dx < 0.0 and x0 > 0.0):
                     continue
-                if (dy > 0.0 and y1 < oy) or (dy < 0.0 and y0 > oy):
+                if (dy > 0.0 and y1 < 0.0) or (dy < 0.0 and y0 > 0.0):
                     continue
-                # slab test, lazily: the exits (two more divisions) only for a box entered
-                # nearer than the best hit so far
-                near = _entry(ox, dx, x0, x1)
+                # slab test from the origin (the vehicle), lazily: the exits (two more
+                # divisions) only for a box entered nearer than the best hit so far
+                near = _entry(0.0, dx, x0, x1)
                 if near >= best:
                     continue
-                near = max(max(near, _entry(oy, dy, y0, y1)), 0.0)
+                near = max(max(near, _entry(0.0, dy, y0, y1)), 0.0)
                 if near >= best:
                     continue
-                far = min(_exit(ox, dx, x0, x1), _exit(oy, dy, y0, y1))
+                far = min(_exit(0.0, dx, x0, x1), _exit(0.0, dy, y0, y1))
                 if far >= near:
                     best = near
             for q in range(m):
