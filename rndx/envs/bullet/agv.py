@@ -16,6 +16,7 @@ import inspect
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from numbers import Real
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,14 @@ WALL_RGBA = (0.24, 0.24, 0.26, 1.0)
 SHELF_RGBA = (0.64, 0.47, 0.28, 1.0)
 GOAL_RGBA = (0.16, 0.67, 0.24, 0.8)
 AGV_RGBA, PEDESTRIAN_RGBA = (0.94, 0.59, 0.12, 1.0), (0.59, 0.24, 0.67, 1.0)
+
+
+@contextlib.contextmanager
+def _bullet_file() -> Iterator[Path]:
+    """A path in a fresh temporary folder, removed afterwards: PyBullet serialises its state
+    to and from files only."""
+    with tempfile.TemporaryDirectory() as tmp:
+        yield Path(tmp) / "state.bullet"
 
 
 class DirectClient:
@@ -266,16 +275,15 @@ class BulletAGVWarehouseEnv(gym.Env):
         self._check_open()
         state = self.__dict__.copy()
         del state["p"], state["client"]
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "state.bullet")
-            self.client.saveBullet(path)
-            state["_physics"] = Path(path).read_bytes()
+        with _bullet_file() as path:
+            self.client.saveBullet(str(path))
+            state["_physics"] = path.read_bytes()
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """A new physics server built as the pickled env's was (same body ids, same
         broadphase ids), with the pickled physics state restored into it."""
-        physics, robot, drops = state.pop("_physics"), state["robot"], state.get("_contact_drops")
+        physics, robot = state.pop("_physics"), state["robot"]
         self.__dict__.update(state)
         self.p = require("pybullet", ENV_ID)
         self.client = DirectClient(self.p)
@@ -283,14 +291,13 @@ class BulletAGVWarehouseEnv(gym.Env):
         if robot < 0:  # pickled before its first reset: nothing simulated yet
             return
         self._load_robot([-5.0, -5.0, 0.002])  # placed by the restore
-        while self._contact_drops < drops:
+        while self._contact_drops < state["_contact_drops"]:
             self._drop_contacts()
         if self.robot != robot:
             raise RuntimeError(f"the restored robot is body {self.robot}, the pickled one {robot}")
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "state.bullet")
-            Path(path).write_bytes(physics)
-            self.client.restoreState(fileName=path)
+        with _bullet_file() as path:
+            path.write_bytes(physics)
+            self.client.restoreState(fileName=str(path))
 
     # ------------------------------------------------------------------ gym API
     def _check_open(self) -> None:
